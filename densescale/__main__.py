@@ -1,0 +1,3 @@
+from densescale.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""Annotation sets: generated (or human) query-positive pairs in BEIR layout next to a corpus.
+
+An annotation set folder holds ``queries.jsonl``, ``qrels/train.tsv`` and ``provenance.json``;
+the corpus is the dataset it was generated from (named in the provenance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from densescale.data.formats import Pair
+from densescale.errors import DataError
+
+
+@dataclass
+class AnnotationSet:
+    queries: dict[str, str]
+    pairs: list[Pair]
+    provenance: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
+    path = Path(path)
+    qpath, rpath = path / "queries.jsonl", path / "qrels" / "train.tsv"
+    for p in (qpath, rpath):
+        if not p.exists():
+            raise DataError("missing file of annotation set", p)
+    queries: dict[str, str] = {}
+    with open(qpath, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                queries[str(rec["_id"])] = str(rec["text"])
+            except (json.JSONDecodeError, KeyError) as e:
+                raise DataError(f"bad query record: {e}", qpath, lineno) from None
+    pairs: list[Pair] = []
+    with open(rpath, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            cols = line.rstrip("\n").split("\t")
+            if lineno == 1 and cols[0] == "query-id":
+                continue
+            if len(cols) != 3:
+                raise DataError(f"expected 3 tab-separated columns, got {len(cols)}", rpath, lineno)
+            if cols[0] not in queries:
+                raise DataError(f"qrel names unknown query {cols[0]!r}", rpath, lineno)
+            if int(cols[2]) > 0:
+                pairs.append(Pair(cols[0], cols[1]))
+    prov_path = path / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    return AnnotationSet(queries, pairs, prov, path)
+
+
+def write_annotation_set(
+    path: str | os.PathLike, queries: dict[str, str], pairs: list[Pair], provenance: dict
+) -> Path:
+    """Write atomically: files go to a temporary folder that is renamed into place at the end."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    (tmp / "qrels").mkdir(parents=True, exist_ok=True)
+    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
+        for qid, text in queries.items():
+            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+    with open(tmp / "qrels" / "train.tsv", "w", encoding="utf-8") as f:
+        f.write("query-id\tcorpus-id\tscore\n")
+        for p in pairs:
+            f.write(f"{p.query_id}\t{p.doc_id}\t1\n")
+    (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
