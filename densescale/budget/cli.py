@@ -1,0 +1,205 @@
+"""``densescale budget``: cost coefficients and budget-optimal (N, D) under the joint law.
+
+    densescale budget --show-constants [--json]
+    densescale budget --preset v2 --budget 10k,20k,50k,150k --no-inference --plot out/
+    densescale budget --law fit.json --budget 1e6 --budget 1e7 --json
+    densescale budget --A 3.6e4 --B 7.1e3 --alpha 0.56 --beta 1.31 --delta 0.03 --target 0.1
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from densescale.budget.cost import FORMULAS, CostAssumptions, CostModel
+from densescale.budget.law import JointLaw
+from densescale.budget.optimise import BERT_TINY_PARAMS, cheapest_for_target, optimise_budget
+from densescale.errors import ConfigError
+
+_DEF = CostAssumptions()
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
+
+
+def parse_budgets(values: list[str]) -> list[float]:
+    """'20000', '2e4', '20k', '$1M', and comma lists of these -> dollars."""
+    out = []
+    for value in values:
+        for item in value.split(","):
+            s = item.strip().lstrip("$").replace("_", "")
+            if not s:
+                continue
+            m = re.fullmatch(r"([0-9.]+(?:e[+-]?\d+)?)\s*([kmbg]?)", s, flags=re.I)
+            if not m:
+                raise ConfigError(f"--budget: cannot read {item.strip()!r} as dollars "
+                                  "(examples: 20000, 2e4, 20k, 1M)")
+            out.append(float(m.group(1)) * _SUFFIX[m.group(2).lower()])
+    return out
+
+
+def resolve_law(law_path: Optional[Path], preset: Optional[str], flags: dict) -> JointLaw:
+    """Constants from --law or --preset, individual flags overriding; else all five flags."""
+    if law_path is not None and preset is not None:
+        raise ConfigError("give either --law or --preset, not both")
+    given = {k: v for k, v in flags.items() if v is not None}
+    if law_path is not None:
+        law = JointLaw.from_json(law_path)
+    elif preset is not None:
+        law = JointLaw.preset(preset)
+    else:
+        missing = [f"--{k}" for k in ("A", "B", "alpha", "beta", "delta") if k not in given]
+        if missing:
+            raise ConfigError("no joint law: give --law FIT.json, --preset v1|v2, or all of --A "
+                              f"--B --alpha --beta --delta (missing {' '.join(missing)})")
+        return JointLaw(**given, source="flags")
+    if given:
+        law = law.with_range(**given, source=f"{law.source} (overridden: {', '.join(given)})")
+    return law
+
+
+def budget(
+    law_path: Optional[Path] = typer.Option(None, "--law", help="Fit JSON with A, B, alpha, beta, "
+                                            "delta [n_min n_max d_min d_max] (top level or under "
+                                            "'params'/'constants')."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Paper's MS MARCO joint constants: "
+                                         "v1 = arXiv v1 Eq. 10-11 (A 8.2e5, B 5.2e3, alpha .57, "
+                                         "beta 1.39, delta .03; they do not reproduce v1's own "
+                                         "model law, flagged on use); v2 = SIGIR/v2 from "
+                                         "third-party notes, unverified (A 3.6e4, B 7.1e3, "
+                                         "alpha .56, beta 1.31, delta .03)."),
+    a_: Optional[float] = typer.Option(None, "--A", help="Joint law A (overrides --law/--preset)."),
+    b_: Optional[float] = typer.Option(None, "--B", help="Joint law B."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Joint law alpha."),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Joint law beta."),
+    delta: Optional[float] = typer.Option(None, "--delta", help="Joint law delta (loss floor)."),
+    fit_n_min: Optional[float] = typer.Option(None, "--fit-n-min", help="Smallest fitted N."),
+    fit_n_max: Optional[float] = typer.Option(None, "--fit-n-max", help="Largest fitted N."),
+    fit_d_min: Optional[float] = typer.Option(None, "--fit-d-min", help="Smallest fitted D."),
+    fit_d_max: Optional[float] = typer.Option(None, "--fit-d-max", help="Largest fitted D."),
+    budgets: Optional[list[str]] = typer.Option(None, "--budget", help="Budget in $ (repeatable "
+                                                "or comma list; 20000, 2e4, 20k, 1M)."),
+    targets: Optional[list[float]] = typer.Option(None, "--target", help="Target loss: report the "
+                                                  "cheapest (N, D) reaching it (repeatable)."),
+    no_inference: bool = typer.Option(False, "--no-inference", help="Leave corpus encoding (and "
+                                      "query traffic) out of the cost (paper Fig. 7)."),
+    show_constants: bool = typer.Option(False, "--show-constants", help="Print the derived cost "
+                                        "coefficients, formulas and assumptions."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write L-vs-N curves (PNG+SVG) here."),
+    n_min: float = typer.Option(BERT_TINY_PARAMS, "--n-min", help="Smallest model considered "
+                                "(non-embedding params; default BERT-Tiny)."),
+    d_min: float = typer.Option(1.0, "--d-min", help="Fewest annotations considered."),
+    data_cost: float = typer.Option(_DEF.data_cost, "--data-cost", help="$ per annotated pair."),
+    steps: int = typer.Option(_DEF.steps, "--steps", help="Training steps."),
+    batch_size: int = typer.Option(_DEF.batch_size, "--batch-size", help="Training batch size."),
+    query_tokens: int = typer.Option(_DEF.query_tokens, "--query-tokens", help="Tokens/query."),
+    positive_tokens: int = typer.Option(_DEF.positive_tokens, "--positive-tokens",
+                                        help="Tokens per positive passage."),
+    negative_tokens: int = typer.Option(_DEF.negative_tokens, "--negative-tokens",
+                                        help="Tokens per negative passage."),
+    train_flops: float = typer.Option(_DEF.train_flops_per_token, "--train-flops-per-token",
+                                      help="Training FLOPs per parameter per token."),
+    infer_flops: float = typer.Option(_DEF.infer_flops_per_token, "--infer-flops-per-token",
+                                      help="Inference FLOPs per parameter per token."),
+    peak_flops: float = typer.Option(_DEF.peak_flops, "--peak-flops", help="Peak FLOP/s per GPU."),
+    utilisation: float = typer.Option(_DEF.utilisation, "--utilisation", help="Fraction of peak."),
+    gpu_price: float = typer.Option(_DEF.gpu_price, "--gpu-price", help="$ per GPU-hour."),
+    corpus_docs: float = typer.Option(_DEF.corpus_docs, "--corpus-docs", help="Docs to encode."),
+    doc_tokens: int = typer.Option(_DEF.doc_tokens, "--doc-tokens", help="Tokens per document."),
+    queries_per_year: float = typer.Option(_DEF.queries_per_year, "--queries-per-year",
+                                           help="Queries encoded per year (paper: 0)."),
+    years: float = typer.Option(_DEF.years, "--years", help="Years of query traffic."),
+) -> None:
+    """Cost model Z(N,D) and the budget-optimal model size / annotation count (paper §6)."""
+    cost = CostModel.from_assumptions(CostAssumptions(
+        data_cost=data_cost, steps=steps, batch_size=batch_size, query_tokens=query_tokens,
+        positive_tokens=positive_tokens, negative_tokens=negative_tokens,
+        train_flops_per_token=train_flops, infer_flops_per_token=infer_flops,
+        peak_flops=peak_flops, utilisation=utilisation, gpu_price=gpu_price,
+        corpus_docs=corpus_docs, doc_tokens=doc_tokens, queries_per_year=queries_per_year,
+        years=years))
+    budget_list = parse_budgets(budgets or [])
+    targets = targets or []
+    doc: dict = {"cost_model": cost.to_dict()}
+    if not budget_list and not targets:
+        if not show_constants:
+            raise ConfigError("nothing to do: give --budget and/or --target (or --show-constants)")
+        return _emit(doc, cost, None, [], [], show_constants, json_out)
+    if n_min <= 0 or d_min <= 0:
+        raise ConfigError("--n-min and --d-min must be > 0")
+    law = resolve_law(law_path, preset, {"A": a_, "B": b_, "alpha": alpha, "beta": beta,
+                                         "delta": delta, "n_min": fit_n_min, "n_max": fit_n_max,
+                                         "d_min": fit_d_min, "d_max": fit_d_max})
+    inference = not no_inference
+    allocs = [optimise_budget(law, cost, b, inference=inference, n_min=n_min, d_min=d_min)
+              for b in budget_list]
+    inverse = [cheapest_for_target(law, cost, t, inference=inference, n_min=n_min, d_min=d_min)
+               for t in targets]
+    doc.update(law=law.to_dict(), inference=inference, n_min=n_min, d_min=d_min,
+               budgets=[a.to_dict() for a in allocs], targets=[a.to_dict() for a in inverse])
+    if plot is not None and allocs:
+        from densescale.budget.plots import plot_budget_curves
+
+        doc["plots"] = [str(p) for p in plot_budget_curves(law, cost, allocs, plot, n_min=n_min,
+                                                           d_min=d_min)]
+    _emit(doc, cost, law, allocs, inverse, show_constants, json_out)
+
+
+def _emit(doc: dict, cost: CostModel, law, allocs, inverse, show_constants: bool,
+          json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+    warnings = list(dict.fromkeys(w for a in [*allocs, *inverse] for w in a.warnings))
+    for w in warnings:
+        err.print(f"[bold yellow]warning:[/] {w}", highlight=False)
+    if json_out:
+        doc["warnings"] = warnings
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return
+    out = Console(width=None if sys.stdout.isatty() else 150)
+    if show_constants:
+        t = Table(title="Cost coefficients (derived)")
+        for col in ("coefficient", "value", "formula"):
+            t.add_column(col)
+        t.add_row("z_data", f"{cost.z_data:.4g} $/pair", FORMULAS["z_data"])
+        for k in ("z_train", "z_infer", "z_query"):
+            t.add_row(k, f"{getattr(cost, k):.4g} $/param", FORMULAS[k])
+        out.print(t)
+        t = Table(title="Assumptions")
+        t.add_column("assumption")
+        t.add_column("value")
+        for k, v in cost.assumptions.to_dict().items():
+            t.add_row(k, f"{v:g}")
+        out.print(t)
+    if law is not None:
+        out.print(f"law: L(N,D) = [(A/N)^(alpha/beta) + B/D]^beta + delta; A={law.A:g} "
+                  f"B={law.B:g} alpha={law.alpha:g} beta={law.beta:g} delta={law.delta:g} "
+                  f"({law.source})", highlight=False)
+    for title, rows, key in (("Budget-optimal allocation", allocs, "budget"),
+                             ("Cheapest allocation for a target loss", inverse, "target")):
+        if not rows:
+            continue
+        inf = "with" if rows[0].inference else "without"
+        t = Table(title=f"{title} ({inf} inference cost)")
+        for col in (key, "N* (params)", "D* (pairs)", "L*", "cost $", "model $", "data $",
+                    "outside fit"):
+            t.add_column(col, justify="right")
+        for a in rows:
+            head = f"${a.budget:,.0f}" if key == "budget" else f"{a.target:g}"
+            ext = ", ".join(f"{k.upper()} {v['orders']:+.1f} dex" for k, v in
+                            a.extrapolation.items()) or "-"
+            t.add_row(head, f"{a.n:.3g}", f"{a.d:.3g}", f"{a.loss:.4f}", f"{a.cost:,.0f}",
+                      f"{a.cost - cost.z_data * a.d:,.0f}", f"{cost.z_data * a.d:,.0f}", ext)
+        out.print(t)
+    for p in doc.get("plots", []):
+        out.print(f"wrote {p}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("budget")(budget)
