@@ -1,0 +1,334 @@
+"""BiEncoder: one shared transformer, masked mean (or CLS) pooling, Linear(H -> 768), inner product.
+
+Fang et al. (2024), Eq. 1/3/5: ``v = W . Transformer(x; phi) + b``, ``s(q, p) = <v_q, v_p>``
+(no normalisation, no temperature). Saved folders load in sentence-transformers as well:
+
+    enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=ds.corpus, vocab_size=8000)
+    enc.encode(["what is x?"], kind="query")           # [1, 768] float32 CPU
+    enc.save("out/best"); SentenceTransformer("out/best").encode([...])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from densescale.errors import ConfigError, DataError
+from densescale.models.ladder import (
+    Rung,
+    count_non_embedding_params,
+    resolve_rung,
+    rung_from_dict,
+)
+from densescale.models.tokenizer import corpus_tokenizer, load_tokenizer, transformer_folder
+
+DENSESCALE_FILE = "densescale.json"
+
+
+class BiEncoder(nn.Module):
+    """Shared-weight bi-encoder implementing the densescale encoder protocol.
+
+    Attributes:
+        encoder: a Hugging Face encoder (BertModel or AutoModel).
+        proj: Linear(H -> proj_dim).
+        tokenizer: fast tokenizer (None only for parameter-count-only models).
+        pooling: "mean" (masked mean of the last hidden states, the authors' code) or "cls".
+        query_max_len, passage_max_len: truncation lengths in tokens (special tokens included).
+        rung: the ladder rung, meta: free-form settings recorded in densescale.json.
+    """
+
+    def __init__(self, encoder: nn.Module, tokenizer: Any, proj_dim: int = 768,
+                 pooling: str = "mean", query_max_len: int = 32, passage_max_len: int = 180,
+                 rung: Rung | None = None, meta: dict | None = None):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.proj = nn.Linear(hidden, proj_dim)
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.query_max_len = query_max_len
+        self.passage_max_len = passage_max_len
+        self.rung = rung
+        self.meta = dict(meta or {})
+        pooler = getattr(encoder, "pooler", None)
+        if pooler is not None:  # counted (as the paper does) but unused: keep it out of the optimiser
+            pooler.requires_grad_(False)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        return self.proj.out_features
+
+    @property
+    def device(self) -> torch.device:
+        return self.proj.weight.device
+
+    def num_non_embedding_params(self) -> int:
+        """Parameters whose name lacks 'embedding' (the authors' count: layers + pooler + proj)."""
+        return sum(p.numel() for n, p in self.named_parameters() if "embedding" not in n)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ compute
+    def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Differentiable embeddings of a tokenised batch (input_ids, attention_mask) -> [n, proj_dim]."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # [n, T, H]
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]  # [n, H]
+        else:
+            m = mask.unsqueeze(-1).to(hidden.dtype)  # [n, T, 1]
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # [n, H]
+        return self.proj(pooled)  # [n, proj_dim]
+
+    forward = embed
+
+    def max_len(self, kind: str) -> int:
+        if kind == "query":
+            return self.query_max_len
+        if kind in ("doc", "passage"):
+            return self.passage_max_len
+        raise ValueError(f"kind must be 'query' or 'doc', got {kind!r}")
+
+    def tokenize(self, texts: list[str], kind: str) -> dict[str, torch.Tensor]:
+        """Pad to the longest text, truncate to this encoder's max length for ``kind``."""
+        if self.tokenizer is None:
+            raise ConfigError("this BiEncoder has no tokenizer (give tokenizer= or corpus_for_tokenizer=)")
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_len(kind), padding=True,
+                             return_tensors="pt", return_token_type_ids=False)
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
+        """Embeddings [n, dim] (float32, CPU) of texts; batches are length-sorted to cut padding."""
+        n = len(texts)
+        if n == 0:
+            return torch.zeros(0, self.dim)
+        was_training = self.training
+        self.eval()
+        dev = self.device
+        max_len = self.max_len(kind)
+        enc = self.tokenizer(list(texts), truncation=True, max_length=max_len,
+                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        order = sorted(range(n), key=lambda i: len(enc[i]))
+        out = torch.empty(n, self.dim)
+        pad = self.tokenizer.pad_token_id or 0
+        use_bf16 = dev.type == "cuda"
+        try:
+            for s in range(0, n, batch_size):
+                idx = order[s:s + batch_size]
+                batch = pad_batch([enc[i] for i in idx], pad, dev)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    emb = self.embed(batch)
+                out[torch.tensor(idx)] = emb.float().cpu()
+        finally:
+            self.train(was_training)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write a sentence-transformers folder (Transformer, mean/CLS Pooling, Dense) + densescale.json.
+
+        Written to a temporary sibling folder and renamed into place, so a reader never sees a
+        half-written model.
+        """
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tdir = tmp / "0_Transformer"
+        tdir.mkdir(parents=True)
+        self.encoder.save_pretrained(str(tdir), safe_serialization=True)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(str(tdir))
+        hidden = self.encoder.config.hidden_size
+        _json(tdir / "sentence_bert_config.json",
+              {"max_seq_length": self.passage_max_len, "do_lower_case": False})
+        _json(tmp / "1_Pooling" / "config.json", {
+            "word_embedding_dimension": hidden,
+            "pooling_mode_cls_token": self.pooling == "cls",
+            "pooling_mode_mean_tokens": self.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+        })
+        _json(tmp / "2_Dense" / "config.json", {
+            "in_features": hidden, "out_features": self.dim, "bias": True,
+            "activation_function": "torch.nn.modules.linear.Identity"})
+        save_file({"linear.weight": self.proj.weight.detach().cpu().contiguous(),
+                   "linear.bias": self.proj.bias.detach().cpu().contiguous()},
+                  str(tmp / "2_Dense" / "model.safetensors"))
+        _json(tmp / "modules.json", [
+            {"idx": 0, "name": "0", "path": "0_Transformer",
+             "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+        ])
+        import transformers
+
+        _json(tmp / "config_sentence_transformers.json", {
+            "__version__": {"pytorch": torch.__version__, "transformers": transformers.__version__},
+            "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "dot"})
+        from densescale import __version__
+
+        _json(tmp / DENSESCALE_FILE, {
+            "format": "densescale-biencoder-v1", "densescale_version": __version__,
+            "rung": self.rung.to_dict() if self.rung else None,
+            "n_params": self.num_non_embedding_params(), "n_params_total": self.num_params(),
+            "proj_dim": self.dim, "pooling": self.pooling, "query_max_len": self.query_max_len,
+            "passage_max_len": self.passage_max_len, "meta": self.meta, **(extra or {})})
+        _swap_into_place(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> BiEncoder:
+        """Load a folder written by ``save`` (weights from safetensors only)."""
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+
+        path = Path(path)
+        info_path = path / DENSESCALE_FILE
+        if not info_path.exists():
+            raise DataError(f"not a densescale model folder (no {DENSESCALE_FILE})", path)
+        info = json.loads(info_path.read_text())
+        tdir = path / "0_Transformer"
+        encoder = AutoModel.from_pretrained(str(tdir), use_safetensors=True)
+        tokenizer = load_tokenizer(tdir) if (tdir / "tokenizer_config.json").exists() else None
+        rung = rung_from_dict(info["rung"]) if info.get("rung") else None
+        model = cls(encoder, tokenizer, info["proj_dim"], info["pooling"], info["query_max_len"],
+                    info["passage_max_len"], rung, info.get("meta"))
+        dense = load_file(str(path / "2_Dense" / "model.safetensors"))
+        model.proj.load_state_dict({"weight": dense["linear.weight"], "bias": dense["linear.bias"]})
+        return model.to(device) if device is not None else model
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device | None = None) -> BiEncoder:
+    """A BiEncoder from a densescale model folder, or a training output folder (uses its best/)."""
+    p = Path(path)
+    if not (p / DENSESCALE_FILE).exists():
+        for sub in ("best", "last"):
+            if (p / sub / DENSESCALE_FILE).exists():
+                return BiEncoder.load(p / sub, device)
+    return BiEncoder.load(p, device)
+
+
+def build_model(
+    rung_or_name: str | Rung | dict,
+    init: str = "scratch",
+    tokenizer: str | Any | None = None,
+    corpus_for_tokenizer: Any = None,
+    proj_dim: int = 768,
+    pooling: str = "mean",
+    seed: int = 0,
+    vocab_size: int = 30522,
+    query_max_len: int = 32,
+    passage_max_len: int = 180,
+    source: str | None = None,
+) -> BiEncoder:
+    """Build a BiEncoder for a ladder rung.
+
+    Args:
+        rung_or_name: rung name ("bert-tiny"), Rung, ladder dict entry, "FILE.yaml:name", or a
+            local model folder.
+        init: "scratch" (random init from the shape, seeded) or "pretrained" (hub id / local path).
+        tokenizer: tokenizer name/path or object. Scratch: when None, one is trained on
+            ``corpus_for_tokenizer`` (WordPiece, ``vocab_size``); if neither is given, the model
+            uses the rung's original vocabulary size and has no tokenizer (counting only).
+            Pretrained: defaults to the checkpoint's own tokenizer.
+        corpus_for_tokenizer: a Corpus or list of texts for the scratch WordPiece tokenizer.
+        proj_dim: projection output size (paper: 768).
+        pooling: "mean" (paper code) or "cls".
+        seed: seeds scratch initialisation and the projection.
+        source: override the checkpoint location for init="pretrained" (else ``rung.hub_id``).
+
+    Example:
+        >>> enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=["a b", "c"], vocab_size=100)
+    """
+    rung = _rung_of(rung_or_name)
+    if init == "pretrained":
+        from transformers import AutoModel
+
+        src = source or rung.hub_id
+        if not src:
+            raise ConfigError(f"rung {rung.name!r} has no hub_id for init='pretrained'")
+        folder = transformer_folder(src)
+        tok = _tokenizer_obj(tokenizer) if tokenizer is not None else load_tokenizer(folder)
+        try:
+            encoder = AutoModel.from_pretrained(str(folder))
+        except OSError as e:
+            raise ConfigError(f"cannot load pretrained model {src!r} (offline? give a local path): {e}") from None
+        torch.manual_seed(seed)
+    elif init == "scratch":
+        if tokenizer is not None:
+            tok = _tokenizer_obj(tokenizer)
+        elif corpus_for_tokenizer is not None:
+            tok = corpus_tokenizer(corpus_for_tokenizer, vocab_size=vocab_size)
+        else:
+            tok = None
+        vocab = len(tok) if tok is not None else rung.vocab_size
+        torch.manual_seed(seed)
+        encoder = _scratch_encoder(rung, vocab, tok.pad_token_id if tok is not None else 0)
+    else:
+        raise ConfigError(f"init must be 'scratch' or 'pretrained', got {init!r}")
+    meta = {"init": init, "seed": seed, "source": source or rung.hub_id if init == "pretrained" else None}
+    return BiEncoder(encoder, tok, proj_dim, pooling, query_max_len, passage_max_len, rung, meta)
+
+
+def _rung_of(spec: str | Rung | dict) -> Rung:
+    if isinstance(spec, str | os.PathLike) and Path(os.path.expanduser(str(spec))).is_dir():
+        p = Path(os.path.expanduser(str(spec))).resolve()
+        return rung_from_dict({"name": p.name, "hub_id": str(transformer_folder(p))})
+    return resolve_rung(spec)
+
+
+def _tokenizer_obj(tokenizer: Any):
+    return load_tokenizer(tokenizer) if isinstance(tokenizer, str | os.PathLike) else tokenizer
+
+
+def _scratch_encoder(rung: Rung, vocab: int, pad_id: int) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    kw = dict(vocab_size=vocab, hidden_size=rung.hidden, num_hidden_layers=rung.layers,
+              num_attention_heads=rung.heads, intermediate_size=rung.intermediate,
+              max_position_embeddings=rung.max_positions, type_vocab_size=rung.type_vocab_size,
+              pad_token_id=pad_id)
+    if rung.family == "ernie":
+        from transformers import ErnieConfig, ErnieModel
+
+        cfg = ErnieConfig(**kw, task_type_vocab_size=max(rung.task_type_vocab_size, 1),
+                          use_task_id=rung.task_type_vocab_size > 0)
+        return ErnieModel(cfg, add_pooling_layer=True)
+    return BertModel(BertConfig(**kw), add_pooling_layer=True)
+
+
+def pad_batch(seqs: list[list[int]], pad_id: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad token id lists to the longest one -> input_ids, attention_mask [n, T]."""
+    t = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), t), dtype=torch.long)
+    for i, s in enumerate(seqs):  # evaluation-time helper only (training uses TokenStore)
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+
+
+def _json(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def _swap_into_place(tmp: Path, path: Path) -> None:
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
