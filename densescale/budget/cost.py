@@ -54,9 +54,11 @@ class CostAssumptions:
         for name in ("data_cost", "peak_flops", "utilisation", "steps", "batch_size",
                      "train_flops_per_token"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"cost assumption {name} must be > 0, got {getattr(self, name)!r}")
+                raise ConfigError(f"cost assumption {name} must be > 0, "
+                                  f"got {getattr(self, name)!r}")
         if self.utilisation > 1:
-            raise ConfigError(f"cost assumption utilisation must be in (0, 1], got {self.utilisation}")
+            raise ConfigError("cost assumption utilisation must be in (0, 1], "
+                              f"got {self.utilisation}")
 
     @property
     def dollars_per_flop(self) -> float:
@@ -78,7 +80,8 @@ FORMULAS = {
     "z_data": "data_cost",
     "z_train": "steps*batch_size*(query_tokens+positive_tokens+negative_tokens)"
                "*train_flops_per_token*gpu_price/(peak_flops*utilisation*3600)",
-    "z_infer": "corpus_docs*doc_tokens*infer_flops_per_token*gpu_price/(peak_flops*utilisation*3600)",
+    "z_infer": "corpus_docs*doc_tokens*infer_flops_per_token"
+               "*gpu_price/(peak_flops*utilisation*3600)",
     "z_query": "queries_per_year*years*query_tokens*infer_flops_per_token"
                "*gpu_price/(peak_flops*utilisation*3600)",
 }

@@ -51,9 +51,11 @@ class JointLaw:
         for name in ("A", "B", "alpha", "beta"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ConfigError(f"joint-law constant {name} must be a finite number > 0, got {v!r}")
+                raise ConfigError(f"joint-law constant {name} must be a finite number > 0, "
+                                  f"got {v!r}")
         if not isinstance(self.delta, (int, float)) or not math.isfinite(self.delta):
-            raise ConfigError(f"joint-law constant delta must be a finite number, got {self.delta!r}")
+            raise ConfigError("joint-law constant delta must be a finite number, "
+                              f"got {self.delta!r}")
 
     def predict(self, n, d):
         """L(N, D); floats or broadcastable numpy arrays."""
@@ -111,11 +113,12 @@ class JointLaw:
                         try:
                             return float(scope[k])
                         except (TypeError, ValueError):
-                            raise DataError(f"{k} must be a number, got {scope[k]!r}", path) from None
+                            raise DataError(f"{k} must be a number, got {scope[k]!r}",
+                                            path) from None
             return None
 
-        vals = {"A": get("A"), "B": get("B"), "alpha": get("alpha", "α"), "beta": get("beta", "β"),
-                "delta": get("delta", "δ")}
+        vals = {"A": get("A"), "B": get("B"), "alpha": get("alpha", "α"),
+                "beta": get("beta", "β"), "delta": get("delta", "δ")}
         missing = [k for k, v in vals.items() if v is None]
         if missing:
             raise DataError(f"fit JSON lacks joint-law constant(s) {', '.join(missing)} (expected "

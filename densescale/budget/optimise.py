@@ -69,12 +69,13 @@ def extrapolation(law: JointLaw, n: float, d: float) -> tuple[dict, list[str]]:
             continue
         info[key] = {"value": value, "orders": orders, "fitted_min": lo, "fitted_max": hi}
         msgs.append(f"EXTRAPOLATION: {key.upper()} = {value:.3g} {what} is {orders:.1f} orders of "
-                    f"magnitude {side} fitted {key.upper()} ({edge:.3g}); the law is untested there")
+                    f"magnitude {side} fitted {key.upper()} ({edge:.3g}); the law is untested "
+                    "there")
     return info, msgs
 
 
 def _refine(fun, xs: np.ndarray, vals: np.ndarray) -> tuple[float, float, int, list[str]]:
-    """Grid argmin of ``fun`` on ``xs`` refined by bounded Brent; returns x, f, grid index, notes."""
+    """Grid argmin of ``fun`` on ``xs``, refined by bounded Brent; returns x, f, index, notes."""
     notes = []
     finite = np.isfinite(vals)
     inner = finite[1:-1] & (vals[1:-1] < vals[:-2]) & (vals[1:-1] <= vals[2:])

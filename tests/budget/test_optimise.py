@@ -120,7 +120,8 @@ def test_extrapolation_warning_gives_orders_of_magnitude():
     inside = optimise_budget(law.with_range(n_max=1e13, d_max=1e7), COST, 2e4, inference=False)
     assert inside.extrapolation == {}
     assert not any("EXTRAPOLATION" in w for w in inside.warnings)
-    below = optimise_budget(law.with_range(n_min=1e11, n_max=1e13, d_min=1e5, d_max=1e7), COST, 2e4, inference=False)
+    ranged = law.with_range(n_min=1e11, n_max=1e13, d_min=1e5, d_max=1e7)
+    below = optimise_budget(ranged, COST, 2e4, inference=False)
     assert below.extrapolation["n"]["orders"] == pytest.approx(math.log10(1e11 / below.n))
     assert "d" in below.extrapolation
 
