@@ -117,7 +117,7 @@ def get_rung(name: str) -> Rung:
 
 
 _RUNG_KEYS = {"name", "layers", "hidden", "heads", "intermediate", "hub_id", "family",
-              "vocab_size", "max_positions", "type_vocab_size", "task_type_vocab_size"}
+              "vocab_size", "max_positions", "type_vocab_size", "task_type_vocab_size", "extra"}
 
 
 def rung_from_dict(d: dict, where: str = "ladder entry") -> Rung:

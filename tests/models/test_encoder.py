@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from densescale.models import BiEncoder, build_model, load_encoder
+from densescale.models.tokenizer import corpus_tokenizer
+
+TEXTS = ["what is the capital of france", "Paris is the capital and largest city of France.",
+         "a b c", "The quick brown fox jumps over the lazy dog near the river bank today."]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return build_model({"name": "t", "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64},
+                       init="scratch", corpus_for_tokenizer=TEXTS * 20, vocab_size=120, seed=3)
+
+
+def test_encode_shapes_and_padding_invariance(tiny):
+    e = tiny.encode(TEXTS, kind="doc", batch_size=2)
+    assert e.shape == (4, 768) and e.dtype == torch.float32 and not e.requires_grad
+    # one at a time (no padding) == batched (padding masked out)
+    single = torch.cat([tiny.encode([t], kind="doc") for t in TEXTS])
+    torch.testing.assert_close(e, single, rtol=1e-4, atol=1e-5)
+
+
+def test_query_truncation(tiny):
+    tiny.query_max_len = 4
+    long = "a b c " * 30
+    assert torch.allclose(tiny.encode([long], "query"), tiny.encode(["a b"], "query"), atol=1e-5)
+    tiny.query_max_len = 32
+
+
+def test_save_load_and_sentence_transformers_round_trip(tiny, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    tiny.save(tmp_path / "m")
+    info = json.loads((tmp_path / "m" / "densescale.json").read_text())
+    assert info["rung"]["name"] == "t" and info["proj_dim"] == 768
+    again = load_encoder(tmp_path / "m")
+    ref = tiny.encode(TEXTS, "doc")
+    torch.testing.assert_close(again.encode(TEXTS, "doc"), ref)
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    got = torch.as_tensor(st.encode(TEXTS, convert_to_numpy=True, batch_size=2))
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_pretrained_local_minilm_offline(minilm_dir):
+    from transformers import AutoModel
+
+    enc = build_model(str(minilm_dir), init="pretrained", seed=0)
+    assert enc.rung.layers == 6 and enc.rung.hidden == 384
+    # pooled hidden states equal the original model's mean pooling (before the new projection)
+    ref_model = AutoModel.from_pretrained(str(minilm_dir)).eval()
+    batch = enc.tokenize(TEXTS[:2], "doc")
+    with torch.no_grad():
+        h = ref_model(**batch).last_hidden_state
+        m = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (h * m).sum(1) / m.sum(1)
+        want = enc.proj(pooled)
+    torch.testing.assert_close(enc.encode(TEXTS[:2], "doc"), want, rtol=1e-4, atol=1e-4)
+    assert enc.num_non_embedding_params() == 6 * (4 * (384 * 384 + 384) + 2 * 384 + 2 * 384 * 1536
+                                                  + 1536 + 384 + 2 * 384) + 384 * 385 + 384 * 768 + 768
+
+
+def test_chinese_wordpiece_splits_characters():
+    tok = corpus_tokenizer(["今天天气很好", "我们去北京", "北京天气"] * 10, vocab_size=60)
+    assert tok.tokenize("北京天气") == ["北", "京", "天", "气"]
+    tok2 = corpus_tokenizer(["今天天气很好", "我们去北京", "北京天气"] * 10, vocab_size=60)  # cached
+    assert tok2.get_vocab() == tok.get_vocab()
+
+
+def test_scratch_is_seeded():
+    a = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=TEXTS, vocab_size=80, seed=1)
+    b = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=TEXTS, vocab_size=80, seed=1)
+    assert isinstance(a, BiEncoder)
+    for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(p, q), n
