@@ -93,7 +93,10 @@ class JointLaw:
 
     @classmethod
     def from_json(cls, path: str | Path) -> JointLaw:
-        """Read a fit JSON: constants at top level or under "params"/"constants"."""
+        """Read a fit JSON: constants at top level or under "params"/"constants".
+
+        Top-level keys win (``densescale.laws`` writes constants at top level and its
+        hyper-parameters under "params"); a non-finite range bound means "unknown"."""
         path = Path(path)
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
@@ -103,6 +106,9 @@ class JointLaw:
             raise DataError(f"cannot read fit JSON: {e}", path) from None
         if not isinstance(obj, dict):
             raise DataError("fit JSON must be an object", path)
+        if isinstance(obj.get("law"), str) and obj["law"].lower() != "joint":
+            raise DataError(f"fit JSON holds a {obj['law']!r} law; budget planning needs the "
+                            "joint law L(N, D)", path)
         scopes = [obj] + [obj[k] for k in ("params", "constants", "range", "fit_range",
                                            "fitted_range") if isinstance(obj.get(k), dict)]
 
@@ -111,10 +117,11 @@ class JointLaw:
                 for k in (key, *aliases):
                     if k in scope and scope[k] is not None:
                         try:
-                            return float(scope[k])
+                            v = float(scope[k])
                         except (TypeError, ValueError):
                             raise DataError(f"{k} must be a number, got {scope[k]!r}",
                                             path) from None
+                        return v if math.isfinite(v) else None  # NaN range = unknown
             return None
 
         vals = {"A": get("A"), "B": get("B"), "alpha": get("alpha", "α"),

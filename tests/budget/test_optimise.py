@@ -155,6 +155,17 @@ def test_fit_json_variants(tmp_path):
     under_constants.write_text(json.dumps({"constants": {"A": 1, "B": 2, "alpha": 0.5,
                                                          "beta": 1.0, "delta": 0.1}}))
     assert JointLaw.from_json(under_constants).delta == 0.1
+    laws_stage = tmp_path / "laws.json"  # shape written by densescale.laws JointLaw.to_dict()
+    laws_stage.write_text(json.dumps({"law": "joint", "A": 3.6e4, "B": 7.1e3, "alpha": 0.56,
+                                      "beta": 1.31, "delta": 0.03, "n_min": 5e5, "n_max": 8.6e7,
+                                      "d_min": float("nan"), "d_max": 5e5, "r2": 0.99,
+                                      "params": {"bootstrap": 100, "alpha": 0.05}}))
+    law = JointLaw.from_json(laws_stage)
+    assert (law.alpha, law.n_max, law.d_min) == (0.56, 8.6e7, None)
+    wrong = tmp_path / "model.json"
+    wrong.write_text(json.dumps({"law": "model", "A": 1, "alpha": 0.5, "delta": 0.0}))
+    with pytest.raises(DataError, match="joint"):
+        JointLaw.from_json(wrong)
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"A": 1, "B": 2}))
     with pytest.raises(DataError, match="alpha, beta, delta"):
