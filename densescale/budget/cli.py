@@ -63,8 +63,8 @@ def resolve_law(law_path: Optional[Path], preset: Optional[str], flags: dict) ->
 
 def budget(
     law_path: Optional[Path] = typer.Option(None, "--law", help="Fit JSON with A, B, alpha, beta, "
-                                            "delta, optionally n_min n_max d_min d_max (top level or under "
-                                            "'params'/'constants')."),
+                                            "delta, optionally n_min n_max d_min d_max (top "
+                                            "level or under 'params'/'constants')."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Paper's MS MARCO joint constants: "
                                          "v1 = arXiv v1 Eq. 10-11 (A 8.2e5, B 5.2e3, alpha .57, "
                                          "beta 1.39, delta .03; they do not reproduce v1's own "
