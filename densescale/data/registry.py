@@ -1,0 +1,96 @@
+"""Dataset names -> local folders; known public collections are fetched on first use.
+
+A name resolves, in order, to: an existing local path; ``<data dir>/<name>`` (``--data-dir`` or
+$DENSESCALE_DATA_DIR); a known public collection (:data:`KNOWN`) downloaded into the data dir
+(or ``cache_dir()/datasets`` when none is set). Registration is a dict literal: cheap at import.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from densescale.errors import DataError
+from densescale.utils import cache_dir
+
+BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets"
+SQUAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset"
+
+
+@dataclass(frozen=True)
+class Source:
+    """How to obtain a known collection."""
+
+    kind: str                 # "beir" (zip from BEIR_URL) | "squad" | "ir_datasets"
+    md5: str | None = None    # published archive checksum (BEIR README table)
+    remote: str | None = None  # name at the source, when it differs
+
+
+# md5 values: the "md5" column of the BEIR README dataset table (beir-cellar/beir).
+KNOWN: dict[str, Source] = {
+    "scifact": Source("beir", md5="5f7d1de60b170fc8027bb7898e2efca1"),
+    "nfcorpus": Source("beir", md5="a89dba18a62ef92f7d323ec890a0d38d"),
+    "fiqa": Source("beir", md5="17918ed23cd04fb15047f73e6c3bd9d9"),
+    "arguana": Source("beir", md5="8ad3e3c2a5867cdced806d6503f29b99"),
+    "squad_v11": Source("squad"),
+    "msmarco-passage": Source("ir_datasets", remote="msmarco-passage"),
+}
+
+
+def beir_url() -> str:
+    return os.environ.get("DENSESCALE_BEIR_URL", BEIR_URL).rstrip("/")
+
+
+def squad_url() -> str:
+    return os.environ.get("DENSESCALE_SQUAD_URL", SQUAD_URL).rstrip("/")
+
+
+def resolve(path_or_name: str | os.PathLike, base: Path | None,
+            download: bool = True) -> tuple[Path, str]:
+    """(folder, name) of a dataset given as a path or a name.
+
+    Raises:
+        DataError: unknown name, or a known one that is neither present nor downloadable; the
+            message says where the files should go.
+    """
+    p = Path(path_or_name)
+    if p.is_dir():
+        return p, p.resolve().name
+    name = str(path_or_name)
+    if base is not None and (base / name).is_dir():
+        return base / name, name
+    target_root = base if base is not None else cache_dir() / "datasets"
+    if (target_root / name).is_dir():
+        return target_root / name, name
+    where = (f"{base}/{name}" if base is not None else
+             f"$DENSESCALE_DATA_DIR/{name} (or --data-dir DIR/{name}; currently unset)")
+    if name not in KNOWN:
+        raise DataError(f"dataset {name!r} not found as a path or as {where}; put it there in "
+                        f"BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or MS MARCO "
+                        f"layout (collection.tsv, queries.<split>.tsv, qrels.<split>.tsv). "
+                        f"Known downloadable names: {', '.join(sorted(KNOWN))}")
+    if not download:
+        raise DataError(f"known dataset {name!r} is not present at {target_root / name} and "
+                        f"downloading is disabled; put its files there")
+    return fetch(name, target_root), name
+
+
+def fetch(name: str, root: Path) -> Path:
+    """Download and prepare a known collection into ``root/name`` (atomically). Returns it."""
+    src = KNOWN[name]
+    root.mkdir(parents=True, exist_ok=True)
+    if src.kind == "beir":
+        from densescale.data.download import fetch_beir
+
+        return fetch_beir(src.remote or name, root, md5=src.md5, base_url=beir_url(),
+                          target_name=name)
+    if src.kind == "squad":
+        from densescale.data.squad import fetch_squad
+
+        return fetch_squad(root / name, base_url=squad_url())
+    if src.kind == "ir_datasets":
+        from densescale.data.download import fetch_ir_datasets
+
+        return fetch_ir_datasets(src.remote or name, root / name)
+    raise DataError(f"no fetcher for {name!r}")  # pragma: no cover
