@@ -18,7 +18,7 @@ from densescale.evaluate.negatives import NegativeSample, sample_negatives
 
 if TYPE_CHECKING:
     from densescale.evaluate.correlation import correlate, plot_correlation
-    from densescale.evaluate.evaluate_model import evaluate_model
+    from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.ranking import exact_search, ranking_metrics
 
 _LAZY = {
@@ -27,7 +27,7 @@ _LAZY = {
     "DEFAULT_METRICS": "densescale.evaluate.ranking",
     "correlate": "densescale.evaluate.correlation",
     "plot_correlation": "densescale.evaluate.correlation",
-    "evaluate_model": "densescale.evaluate.evaluate_model",
+    "evaluate_model": "densescale.evaluate.combined",
 }
 
 __all__ = [

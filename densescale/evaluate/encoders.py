@@ -112,8 +112,9 @@ def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,
                 passage_max_len: int | None = None, device: str | None = None) -> Encoder:
     """Load any text-to-vector model from a local folder.
 
-    A folder with ``densescale.json`` is a densescale checkpoint (``densescale.models.
-    load_encoder``; falls back to sentence-transformers, which can read those folders too); a
+    A folder with ``densescale.json`` (or a training output with ``best/``/``last/``) is a
+    densescale checkpoint (``densescale.models.load_encoder``; falls back to
+    sentence-transformers, which can read those folders too); a
     folder with ``modules.json`` is a sentence-transformers model; one with ``config.json`` is a
     Hugging Face encoder (mean pooling).
 
@@ -123,13 +124,13 @@ def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,
     p = Path(path)
     if not p.is_dir():
         raise ConfigError(f"model folder not found: {p}")
-    if (p / "densescale.json").exists():
+    if any((p / sub / "densescale.json").exists() for sub in (".", "best", "last")):
         try:
             from densescale.models import load_encoder
         except ImportError:
             load_encoder = None
         if load_encoder is not None:
-            enc = load_encoder(p)
+            enc = load_encoder(p, device)
             if hasattr(enc, "eval"):
                 enc.eval()
             return enc

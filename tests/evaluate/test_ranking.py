@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import pytrec_eval
+import torch
+from _eval_helpers import HashBowEncoder, make_dataset
+
+from densescale.data import open_dataset
+from densescale.errors import ConfigError
+from densescale.evaluate import evaluate_model, exact_search, ranking_metrics
+from densescale.evaluate.ranking import ranking_pool
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return open_dataset(make_dataset(tmp_path_factory.mktemp("rk") / "toy", n_docs=300,
+                                     n_queries=25))
+
+
+def _brute_run(enc, ds, split, k):
+    qrels = ds.qrels(split)
+    queries = ds.queries()
+    q = enc.encode([queries[x] for x in qrels], kind="query")
+    p = enc.encode(ds.corpus.texts(np.arange(len(ds.corpus))), kind="doc")
+    s = q @ p.T  # [Q, N]
+    v, i = s.topk(k, dim=1)
+    return {qid: {ds.corpus.ids[int(r)]: float(x) for r, x in zip(i[n], v[n])}
+            for n, qid in enumerate(qrels)}
+
+
+def test_metrics_agree_with_pytrec_eval(ds, tmp_path):
+    enc = HashBowEncoder()
+    got = ranking_metrics(enc, ds, "test", k=100, run_path=tmp_path / "run.trec",
+                          shard_size=64)
+    run = _brute_run(enc, ds, "test", 100)
+    qrels = ds.qrels("test")
+    ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "recall.1000",
+                                                "map"})
+    per_q = ev.evaluate(run)
+    top10 = {q: dict(sorted(h.items(), key=lambda x: -x[1])[:10]) for q, h in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    ref = {
+        "nDCG@10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
+        "RR@10": np.mean([v["recip_rank"] for v in rr.values()]),
+        "R@100": np.mean([v["recall_100"] for v in per_q.values()]),
+        "R@1000": np.mean([v["recall_1000"] for v in per_q.values()]),
+        "AP": np.mean([v["map"] for v in per_q.values()]),
+    }
+    assert 0.2 < ref["nDCG@10"] < 1.0  # not a degenerate fixture
+    for name, value in ref.items():
+        assert got[name] == pytest.approx(value, abs=1e-6), name
+    lines = (tmp_path / "run.trec").read_text().splitlines()
+    assert len(lines) == 25 * 100
+    first = lines[0].split()
+    assert first[1] == "Q0" and first[3] == "1" and len(first) == 6
+
+
+def test_sharded_search_equals_unsharded():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(17, 8, generator=g)
+    p = torch.randn(503, 8, generator=g)
+    rows = np.arange(503) + 1000
+    one_s, one_r = exact_search(q, [(rows, p)], k=20)
+    shards = [(rows[s:s + 37], p[s:s + 37]) for s in range(0, 503, 37)]
+    many_s, many_r = exact_search(q, shards, k=20)
+    assert torch.equal(one_r, many_r)
+    assert torch.allclose(one_s, many_s)
+    ref = (q @ p.T).topk(20, dim=1)
+    assert torch.equal(one_r, torch.as_tensor(rows)[ref.indices])
+    few_s, few_r = exact_search(q, [(rows[:5], p[:5])], k=8)  # fewer passages than k
+    assert (few_r[:, 5:] == -1).all() and torch.isinf(few_s[:, 5:]).all()
+
+
+def test_exclude_self(tmp_path):
+    ds = open_dataset(make_dataset(tmp_path / "self", n_docs=200, n_queries=12, self_ids=True))
+    enc = HashBowEncoder()
+    path = tmp_path / "run.trec"
+    ranking_metrics(enc, ds, "test", k=50, exclude_self=True, run_path=path)
+    hits = [ln.split() for ln in path.read_text().splitlines()]
+    assert not any(h[0] == h[2] for h in hits)
+    assert len(hits) == 12 * 50
+    ranking_metrics(enc, ds, "test", k=199, run_path=path)
+    assert any(h[0] == h[2] for h in (ln.split() for ln in path.read_text().splitlines()))
+
+
+def test_pool_holds_every_positive(ds):
+    pool = ranking_pool(ds, "test", 60, seed=3)
+    pos = ds.corpus.rows_of([d for _, d in ds.pairs("test")])
+    assert len(pool) == 60 and np.isin(pos, pool).all() and len(np.unique(pool)) == 60
+    assert np.array_equal(pool, ranking_pool(ds, "test", 60, seed=3))
+    with pytest.raises(ConfigError):
+        ranking_pool(ds, "test", 3)
+    with pytest.raises(ConfigError):
+        ranking_metrics(HashBowEncoder(), ds, "test", metrics=("nope@3",))
+
+
+def test_evaluate_model_encodes_corpus_once(ds):
+    enc = HashBowEncoder()
+    row = evaluate_model(enc, ds, "test", negatives=32, repeats=3, k=50, shard_size=100)
+    n_docs = sum(n for kind, n in enc.calls if kind == "doc")
+    assert n_docs == len(ds.corpus) == row["n_encoded_passages"]
+    from densescale.evaluate import contrastive_entropy
+
+    ce = contrastive_entropy(HashBowEncoder(), ds, "test", negatives=32, repeats=3)
+    assert row["contrastive_entropy"] == pytest.approx(ce.mean, abs=1e-6)
+    assert row["contrastive_entropy_stderr"] == pytest.approx(ce.stderr, abs=1e-6)
+    assert row["nDCG@10"] == pytest.approx(
+        ranking_metrics(HashBowEncoder(), ds, "test", k=50)["nDCG@10"], abs=1e-9)
