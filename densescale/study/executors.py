@@ -1,0 +1,133 @@
+"""Executors: where study points run. The driver submits tasks and collects results; only the
+driver writes the results database.
+
+- ``local``: one point after another in this process.
+- ``ray``: one Ray task per point (``num_gpus=1`` when the cluster has GPUs, else a slice of
+  ``num_cpus``), results streamed back with ``ray.wait``. A worker that dies is retried by Ray
+  (``max_retries`` on the task); what still fails comes back as a failed result for the driver's
+  own retry accounting.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections import deque
+from typing import Any, Protocol
+
+from densescale.errors import ConfigError
+from densescale.study.runner import run_point
+
+ENV_PREFIXES = ("DENSESCALE_", "HF_", "TRANSFORMERS_", "OMP_NUM_THREADS")
+
+
+class Executor(Protocol):
+    capacity: int
+
+    def submit(self, task: dict[str, Any]) -> None: ...
+
+    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Runs submitted tasks one at a time, in this process, in submission order."""
+
+    capacity = 1
+
+    def __init__(self) -> None:
+        self._queue: deque[dict[str, Any]] = deque()
+
+    def submit(self, task: dict[str, Any]) -> None:
+        self._queue.append(task)
+
+    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        task = self._queue.popleft()
+        return task, run_point(task)
+
+    def close(self) -> None:
+        pass
+
+
+def _ray_entry(task: dict[str, Any]) -> dict[str, Any]:
+    return run_point(task)
+
+
+class RayExecutor:
+    """One Ray task per point.
+
+    Args:
+        address: Ray cluster address ("auto", "ray://host:10001", ...); None starts a local
+            Ray instance with ``num_cpus`` CPUs.
+        num_cpus: CPUs of the local instance (ignored with an address).
+        cpus_per_task: CPUs each point reserves when it runs without a GPU.
+        gpus_per_task: GPUs each point reserves; None = 1 when the cluster has GPUs, else 0.
+        max_retries: Ray retries of a task whose worker process died.
+    """
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 cpus_per_task: float = 1.0, gpus_per_task: float | None = None,
+                 max_retries: int = 2):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray: pip install 'densescale[ray]'") from None
+        self.ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+            kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": True}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+            self._started = True
+        res = ray.cluster_resources()
+        gpus = float(res.get("GPU", 0))
+        self.num_gpus = (1.0 if gpus >= 1 else 0.0) if gpus_per_task is None else gpus_per_task
+        self.num_cpus = cpus_per_task
+        if self.num_gpus > 0:
+            self.capacity = max(1, int(gpus // self.num_gpus))
+        else:
+            self.capacity = max(1, int(float(res.get("CPU", 1)) // max(cpus_per_task, 1e-9)))
+        self._remote = ray.remote(_ray_entry).options(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=max_retries,
+            retry_exceptions=False)
+        self._pending: dict[Any, dict[str, Any]] = {}
+        print(f"ray: {res.get('CPU', 0):g} CPUs, {gpus:g} GPUs; each point takes "
+              f"{self.num_cpus:g} CPU / {self.num_gpus:g} GPU; {self.capacity} at a time",
+              file=sys.stderr)
+
+    def submit(self, task: dict[str, Any]) -> None:
+        self._pending[self._remote.remote(task)] = task
+
+    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        ready, _ = self.ray.wait(list(self._pending), num_returns=1)
+        ref = ready[0]
+        task = self._pending.pop(ref)
+        try:
+            return task, self.ray.get(ref)
+        except Exception:  # noqa: BLE001 - worker died more often than Ray retries it
+            return task, {"ok": False, "point_key": task["point"]["point_key"],
+                          "error": traceback.format_exc()}
+
+    def close(self) -> None:
+        for ref in list(self._pending):
+            self.ray.cancel(ref, force=True)
+        self._pending.clear()
+        if self._started:
+            self.ray.shutdown()
+
+
+def make_executor(name: str, address: str | None = None, num_cpus: int | None = None,
+                  cpus_per_task: float = 1.0, gpus_per_task: float | None = None,
+                  max_retries: int = 2) -> Executor:
+    if name == "local":
+        if address:
+            raise ConfigError("--address only applies to --executor ray")
+        return LocalExecutor()
+    if name == "ray":
+        return RayExecutor(address, num_cpus, cpus_per_task, gpus_per_task, max_retries)
+    raise ConfigError(f"--executor: unknown executor {name!r} (use local or ray)")

@@ -1,0 +1,210 @@
+"""Results database: one row per (study settings hash, point), SQLAlchemy Core.
+
+SQLite by default (``sqlite:///<output_dir>/results.db``, embedded, WAL journal so ``status`` can
+read while a study runs); any SQLAlchemy URL (e.g. ``postgresql+psycopg://...``) through the same
+code. Only the study driver writes; each write is one transaction (an upsert keyed by the unique
+pair ``(spec_hash, point_key)``), so a driver killed at any moment leaves either the old or the new
+row, never half of one and never two.
+
+The schema is versioned in the ``meta`` table; opening a database written by a newer densescale
+raises a clear error instead of guessing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from densescale.errors import DenseScaleError
+
+SCHEMA_VERSION = 1
+STATUSES = ("pending", "running", "done", "failed")
+METRICS = ("contrastive_entropy", "contrastive_entropy_stderr", "ndcg@10", "mrr@10",
+           "recall@100", "recall@1000", "map")
+# flat copies of the settings people filter on (the full settings are in the JSON columns)
+SETTING_COLUMNS = {"steps": sa.Integer, "batch_size": sa.Integer, "lr": sa.Float,
+                   "negatives": sa.Integer, "eval_negatives": sa.Integer,
+                   "eval_repeats": sa.Integer, "eval_seed": sa.Integer}
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+runs_table = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("spec_hash", sa.String(64), nullable=False),
+    sa.Column("point_key", sa.String(255), nullable=False),
+    sa.Column("study", sa.String(255)),
+    sa.Column("rung", sa.String(255), nullable=False),
+    sa.Column("n", sa.BigInteger),  # non-embedding parameters
+    sa.Column("n_total", sa.BigInteger),
+    sa.Column("d", sa.BigInteger, nullable=False),  # training pairs
+    sa.Column("annotation", sa.String(255), nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("heldout", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String(16), nullable=False, default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    *[sa.Column(name, typ) for name, typ in SETTING_COLUMNS.items()],
+    sa.Column("train_config", sa.Text),  # JSON: every TrainConfig field as run
+    sa.Column("eval_config", sa.Text),  # JSON: final evaluation settings
+    *[sa.Column(m, sa.Float) for m in METRICS],
+    sa.Column("best_step", sa.Integer),
+    sa.Column("train_best_contrastive_entropy", sa.Float),  # training's own eval (eval_pairs)
+    sa.Column("train_final_contrastive_entropy", sa.Float),
+    sa.Column("wall_time_s", sa.Float),  # training + final evaluation
+    sa.Column("train_wall_time_s", sa.Float),
+    sa.Column("eval_wall_time_s", sa.Float),
+    sa.Column("pairs_per_s", sa.Float),
+    sa.Column("hardware", sa.Text),  # JSON
+    sa.Column("densescale_version", sa.String(64)),
+    sa.Column("git_commit", sa.String(64)),
+    sa.Column("artefact_dir", sa.Text),
+    sa.Column("error", sa.Text),  # traceback of the last failure
+    sa.Column("created_at", sa.String(32)),
+    sa.Column("started_at", sa.String(32)),
+    sa.Column("finished_at", sa.String(32)),
+    sa.Column("updated_at", sa.String(32)),
+    sa.UniqueConstraint("spec_hash", "point_key", name="uq_runs_spec_point"),
+)
+COLUMNS = [c.name for c in runs_table.columns]
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def url_of(path_or_url: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a path to a SQLite file."""
+    s = str(path_or_url)
+    return s if "://" in s else f"sqlite:///{Path(s).resolve()}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Store:
+    """The results database of one or more studies.
+
+    Example:
+        >>> store = Store("sqlite:///runs/tiny/results.db")
+        >>> store.upsert("ab12", "bert-tiny__d1000__human__s1", status="done", n=512128, ...)
+        >>> store.rows(spec_hash="ab12")
+    """
+
+    def __init__(self, url: str | Path, create: bool = True):
+        self.url = url_of(url)
+        u = sa.engine.make_url(self.url)
+        if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+            path = Path(u.database)
+            if not create and not path.exists():
+                raise DenseScaleError(f"results database {path} does not exist (run the study "
+                                      "first)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(self.url, future=True)
+        if u.get_backend_name() == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._check_schema(create)
+
+    def _check_schema(self, create: bool) -> None:
+        insp = sa.inspect(self.engine)
+        if insp.has_table("meta"):
+            with self.engine.connect() as c:
+                v = c.execute(sa.select(meta_table.c.value).where(
+                    meta_table.c.key == "schema_version")).scalar()
+            version = int(v) if v is not None else 0
+            if version > SCHEMA_VERSION:
+                raise DenseScaleError(
+                    f"results database {self.url} has schema version {version}, newer than this "
+                    f"densescale understands ({SCHEMA_VERSION}); upgrade densescale to read it")
+            if version < SCHEMA_VERSION:
+                raise DenseScaleError(
+                    f"results database {self.url} has schema version {version}; this densescale "
+                    f"writes {SCHEMA_VERSION} and has no migration for it")
+        elif insp.has_table("runs"):
+            raise DenseScaleError(f"results database {self.url} has a runs table but no schema "
+                                  "version (not written by densescale?)")
+        elif create:
+            with self.engine.begin() as c:
+                metadata.create_all(c)
+                c.execute(meta_table.insert(), [
+                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                    {"key": "created_at", "value": now()},
+                ])
+        else:
+            raise DenseScaleError(f"results database {self.url} holds no densescale results")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------------- writes
+    def upsert(self, spec_hash: str, point_key: str, **values: Any) -> None:
+        """Insert or update the row of (spec_hash, point_key) in one transaction.
+
+        Dict/list values are stored as JSON text; unknown keys are an error.
+        """
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown result columns: {sorted(unknown)}")
+        vals = {k: (json.dumps(v, sort_keys=True, default=str) if isinstance(v, (dict, list))
+                    else v) for k, v in values.items()}
+        vals["updated_at"] = now()
+        key = (runs_table.c.spec_hash == spec_hash) & (runs_table.c.point_key == point_key)
+        with self.engine.begin() as c:
+            exists = c.execute(sa.select(runs_table.c.id).where(key)).scalar()
+            if exists is None:
+                c.execute(runs_table.insert().values(
+                    spec_hash=spec_hash, point_key=point_key, created_at=vals["updated_at"],
+                    **{"status": "pending", "attempts": 0, "heldout": False, **vals}))
+            else:
+                c.execute(runs_table.update().where(runs_table.c.id == exists).values(**vals))
+
+    def sync_points(self, spec_hash: str, study: str, points: list[dict]) -> None:
+        """Make sure every point has a row (pending when new); refresh held-out labels."""
+        existing = {r["point_key"]: r for r in self.rows(spec_hash=spec_hash)}
+        with self.engine.begin() as c:
+            t = now()
+            for p in points:
+                row = existing.get(p["point_key"])
+                if row is None:
+                    c.execute(runs_table.insert().values(
+                        spec_hash=spec_hash, point_key=p["point_key"], study=study,
+                        rung=p["rung"], n=p.get("n"), d=p["d"], annotation=p["annotation"],
+                        seed=p["seed"], heldout=bool(p["heldout"]), status="pending",
+                        attempts=0, created_at=t, updated_at=t))
+                elif bool(row["heldout"]) != bool(p["heldout"]):
+                    c.execute(runs_table.update().where(runs_table.c.id == row["id"]).values(
+                        heldout=bool(p["heldout"]), updated_at=t))
+
+    # ------------------------------------------------------------------------ reads
+    def rows(self, spec_hash: str | None = None) -> list[dict]:
+        q = sa.select(runs_table).order_by(runs_table.c.id)
+        if spec_hash is not None:
+            q = q.where(runs_table.c.spec_hash == spec_hash)
+        with self.engine.connect() as c:
+            return [dict(r._mapping) for r in c.execute(q)]
+
+    def row(self, spec_hash: str, point_key: str) -> dict | None:
+        q = sa.select(runs_table).where((runs_table.c.spec_hash == spec_hash)
+                                        & (runs_table.c.point_key == point_key))
+        with self.engine.connect() as c:
+            r = c.execute(q).first()
+        return dict(r._mapping) if r is not None else None
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(sa.select(meta_table.c.value).where(
+                meta_table.c.key == "schema_version")).scalar())

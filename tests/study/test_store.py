@@ -1,0 +1,110 @@
+"""Results database, status and export without training (rows written directly)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from densescale.errors import DenseScaleError
+from densescale.study import SCHEMA_VERSION, Store, expand, load_spec, results_frame, study_status
+from densescale.study.driver import open_study
+
+
+def _spec(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({
+        "name": "s", "dataset": "squad_v11", "ladder": ["bert-tiny", "bert-mini"],
+        "train_sizes": [10, 20], "heldout": "largest_n", "output_dir": "out"}))
+    return p
+
+
+def test_upsert_is_unique_per_spec_and_point(tmp_path):
+    store = Store(tmp_path / "r.db")
+    for ce in (1.0, 0.5):
+        store.upsert("h1", "p1", rung="bert-tiny", d=10, annotation="human", seed=1,
+                     status="done", contrastive_entropy=ce, **{"ndcg@10": 0.25},
+                     hardware={"cpu": 2})
+    store.upsert("h2", "p1", rung="bert-tiny", d=10, annotation="human", seed=1)
+    rows = store.rows()
+    assert len(rows) == 2
+    r = store.row("h1", "p1")
+    assert r["contrastive_entropy"] == 0.5 and r["ndcg@10"] == 0.25
+    assert json.loads(r["hardware"]) == {"cpu": 2}
+    assert store.row("h2", "p1")["status"] == "pending"
+    with pytest.raises(sa.exc.IntegrityError):  # the database itself forbids duplicates
+        with store.engine.begin() as c:
+            c.execute(sa.text("INSERT INTO runs (spec_hash, point_key, rung, d, annotation, seed,"
+                              " heldout, status, attempts) VALUES ('h1','p1','x',1,'h',1,0,"
+                              "'done',1)"))
+    with pytest.raises(KeyError):
+        store.upsert("h1", "p1", not_a_column=1)
+
+
+def test_schema_version_newer_is_refused(tmp_path):
+    db = tmp_path / "r.db"
+    assert Store(db).schema_version() == SCHEMA_VERSION
+    eng = sa.create_engine(f"sqlite:///{db}")
+    with eng.begin() as c:
+        c.execute(sa.text("UPDATE meta SET value=:v WHERE key='schema_version'"),
+                  {"v": str(SCHEMA_VERSION + 1)})
+    eng.dispose()
+    with pytest.raises(DenseScaleError, match=f"schema version {SCHEMA_VERSION + 1}, newer"):
+        Store(db)
+
+
+def test_status_results_frame_and_export(tmp_path):
+    p = _spec(tmp_path)
+    assert study_status(p)["counts"] == {"done": 0, "running": 0, "failed": 0, "pending": 4}
+    assert not (tmp_path / "out").exists()  # status does not create a database
+
+    spec, points, store = open_study(p)
+    done = points[0]
+    store.upsert(spec.spec_hash, done.key, status="done", n=done.n, contrastive_entropy=1.5,
+                 contrastive_entropy_stderr=0.1, attempts=1)
+    store.upsert(spec.spec_hash, points[1].key, status="failed", error="Trace\nValueError: x",
+                 attempts=3)
+    store.upsert("otherhash", "zzz", rung="r", d=1, annotation="human", seed=1, status="done")
+
+    st = study_status(p)
+    assert st["counts"] == {"done": 1, "running": 0, "failed": 1, "pending": 2}
+    assert st["points"][1]["error"] == "ValueError: x"
+
+    df = results_frame(p)
+    assert list(df.columns[:7]) == ["n", "d", "annotation", "contrastive_entropy",
+                                    "contrastive_entropy_stderr", "heldout", "status"]
+    assert len(df) == 4 and df["heldout"].sum() == 2  # largest_n: bert-mini at both D
+    assert df.loc[df.status == "done", "contrastive_entropy"].tolist() == [1.5]
+    assert len(results_frame(tmp_path / "out" / "results.db")) == 5  # every study in the db
+
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "export", str(p),
+                          "--csv", str(tmp_path / "r.csv"), "--parquet",
+                          str(tmp_path / "r.parquet"), "--json"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["rows"] == 4
+    assert len(pd.read_csv(tmp_path / "r.csv")) == 4
+    assert pd.read_parquet(tmp_path / "r.parquet")["status"].tolist().count("done") == 1
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "status", str(p), "--json"],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["counts"]["failed"] == 1
+
+
+def test_cli_reports_spec_error(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump({"name": "b", "dataset": "x", "ladder": ["bert-tiny"],
+                                 "train_sizes": [1, 0], "output_dir": "o"}))
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "status", str(p)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "error: bad.yaml: train_sizes[1]: must be a positive integer" in out.stderr
+
+
+def test_expand_matches_rows_created(tmp_path):
+    spec, points, store = open_study(_spec(tmp_path))
+    assert {r["point_key"] for r in store.rows(spec.spec_hash)} == {p.key for p in points}
+    assert len(expand(load_spec(_spec(tmp_path)))) == 4
