@@ -121,7 +121,7 @@ def finetune(model_path: str, pairs: Sequence[tuple[str, str]], out_dir: str | o
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
@@ -199,7 +199,8 @@ class Doc2QueryAnnotator(Annotator):
                 enc = tok(texts, max_length=self.max_input_len, truncation=True, padding=True,
                           return_tensors="pt").to(dev)
                 with torch.no_grad():
-                    gen = model.generate(**enc, do_sample=True, top_k=self.top_k,
+                    gen = model.generate(input_ids=enc["input_ids"],
+                                         attention_mask=enc["attention_mask"], do_sample=True, top_k=self.top_k,
                                          max_new_tokens=self.max_query_len,
                                          num_return_sequences=n)  # [len(pending) * n, L]
                 decoded = tok.batch_decode(gen, skip_special_tokens=True)

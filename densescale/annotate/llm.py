@@ -321,7 +321,8 @@ class HFCausalBackend:
         kw = {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k} \
             if sample else {"do_sample": False}
         with torch.no_grad():
-            gen = model.generate(**enc, max_new_tokens=self.max_tokens,
+            gen = model.generate(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+                                 max_new_tokens=self.max_tokens,
                                  pad_token_id=tok.pad_token_id, **kw)  # [B, L + T]
         new = gen[:, enc["input_ids"].shape[1]:]  # [B, T]
         n_prompt = enc["attention_mask"].sum(1).tolist()
