@@ -29,7 +29,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +77,9 @@ def ensure_index(layout: Layout, progress: bool | None = None, rebuild: bool = F
     out = index_dir(layout)
     if is_complete(out) and not rebuild:
         return out
-    return build_index(layout.corpus, layout.parse_doc, layout.corpus_tsv, out, progress)
+    clean_stale(out.parent)
+    return build_index(layout.corpus, layout.parse_doc, layout.corpus_tsv, out, progress,
+                       replace=rebuild)
 
 
 def _size_hint(path: Path) -> int | None:
@@ -85,7 +87,7 @@ def _size_hint(path: Path) -> int | None:
 
 
 def build_index(source: Path, parse: formats.DocParser, tsv: bool, out: Path,
-                progress: bool | None = None) -> Path:
+                progress: bool | None = None, replace: bool = False) -> Path:
     """Stream ``source`` into a new index at ``out`` (atomically). Returns ``out``.
 
     Raises:
@@ -101,6 +103,8 @@ def build_index(source: Path, parse: formats.DocParser, tsv: bool, out: Path,
                    desc=f"indexing {source.name}", file=sys.stderr)
         with bar:
             n = _write_columns(tmp, formats.iter_records(source, parse, tsv), bar)
+            if bar.total:
+                bar.update(bar.total - bar.n)
         dups = _write_keys(tmp)
         st = source.stat()
         meta = {"version": INDEX_VERSION, "n": n, "source": str(source.resolve()),
@@ -110,12 +114,15 @@ def build_index(source: Path, parse: formats.DocParser, tsv: bool, out: Path,
         if dups:
             log.warning("%s: %d duplicate document ids; lookups return the first copy "
                         "(run `densescale data validate` for lines)", source, dups)
+        if out.exists() and (replace or not is_complete(out)):
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.rename(out, old)  # readers with open memory maps keep working
+            shutil.rmtree(old, ignore_errors=True)
         try:
             os.rename(tmp, out)
         except OSError:
-            if not is_complete(out):  # a stale incomplete folder: replace it
-                shutil.rmtree(out, ignore_errors=True)
-                os.rename(tmp, out)
+            if not is_complete(out):  # nobody else finished it either
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -137,7 +144,8 @@ def _write_columns(folder: Path, records: Iterable[tuple[int, tuple]],
                 bins[f].write(b"".join(parts))
                 lens[f].write(np.fromiter(map(len, parts), np.int64, len(parts)).tobytes())
             if bar is not None:
-                bar.update(sum(len(r[2]) + len(r[1]) + len(r[0]) + 2 for r in batch))
+                bar.update(min(sum(len(r[2]) + len(r[1]) + len(r[0]) + 40 for r in batch),
+                               (bar.total or 1 << 62) - bar.n))
             batch.clear()
 
         for _, rec in records:
@@ -193,12 +201,11 @@ def _write_keys(folder: Path) -> int:
     return dups
 
 
-def clean_stale(parent: Path | None = None, keep: Callable[[Path], bool] | None = None) -> int:
+def clean_stale(parent: Path) -> int:
     """Remove temporary folders of crashed builds older than a day. Returns how many."""
-    parent = parent or cache_dir() / "index"
     removed = 0
     for p in parent.glob(".*.tmp-*") if parent.exists() else []:
-        if time.time() - p.stat().st_mtime > 86_400 and not (keep and keep(p)):
+        if time.time() - p.stat().st_mtime > 86_400:
             shutil.rmtree(p, ignore_errors=True)
             removed += 1
     return removed
