@@ -79,6 +79,14 @@ def batched_lm(est, theta0: np.ndarray, LX: np.ndarray, Y: np.ndarray, W: np.nda
         H = np.einsum("bnp,bnq->bpq", Ja, Ja)
         diag = np.maximum(np.diagonal(H, axis1=1, axis2=2), 1e-12)
         A = H + lam[act, None, None] * eye * diag[:, None, :]
+        # active set: a constant on a bound whose descent direction points outside stays fixed
+        th_a = theta[act]
+        blocked = (((th_a <= lo[act] + 1e-12) & (g > 0))
+                   | ((th_a >= hi[act] - 1e-12) & (g < 0)))                # [b, p]
+        if blocked.any():
+            free = ~blocked
+            A = A * free[:, :, None] * free[:, None, :] + eye * blocked[:, None, :]
+            g = np.where(blocked, 0.0, g)
         try:
             step = -np.linalg.solve(A, g[..., None])[..., 0]
         except np.linalg.LinAlgError:

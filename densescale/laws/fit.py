@@ -59,7 +59,8 @@ class _PowerLaw(BaseLaw):
     @classmethod
     def _predict_constants(cls, c, X):
         k, s, d = (c[name] for name in cls.constants)
-        return np.exp(s * (np.log(k) - np.log(X[:, 0]))) + d
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return np.exp(s * (np.log(k) - np.log(X[:, 0]))) + d
 
 
 class ModelSizeLaw(_PowerLaw):
