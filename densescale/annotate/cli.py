@@ -187,8 +187,10 @@ def llm(
     _report(prov, out, as_json)
 
 
+annotate_app.command("ict")(ict)
+annotate_app.command("doc2query")(doc2query)
+annotate_app.command("llm")(llm)
+
+
 def register(app: typer.Typer) -> None:
-    annotate_app.command("ict")(ict)
-    annotate_app.command("doc2query")(doc2query)
-    annotate_app.command("llm")(llm)
     app.add_typer(annotate_app, name="annotate")

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from densescale.annotate.llm import InvalidResponse, parse_query
+from densescale.cli import app
+from densescale.data import read_annotation_set
+from densescale.errors import ConfigError, DenseScaleError
+from fake_openai_server import FakeOpenAI
+
+KEY = "sk-densescale-FAKE-9f8e7d6c5b4a"
+REPO = Path(__file__).resolve().parents[2]
+PROMPT = 'FAULT: {title}\nPASSAGE: {passage}\nReply with JSON only: {"query": "..."}\n'
+
+
+def _dataset(root: Path, faults: list[str], repeat_first: int = 0) -> Path:
+    """A BEIR folder: doc i has title faults[i]; one train pair per doc (+ repeats of doc 0)."""
+    d = root / "ds"
+    (d / "qrels").mkdir(parents=True)
+    with open(d / "corpus.jsonl", "w") as f:
+        for i, fault in enumerate(faults):
+            f.write(json.dumps({"_id": f"d{i}", "title": fault,
+                                "text": f"Passage number {i} talks about topic {i * 7}."}) + "\n")
+    pairs = [(f"q{i}", f"d{i}") for i in range(len(faults))]
+    pairs += [(f"r{j}", "d0") for j in range(repeat_first)]
+    with open(d / "queries.jsonl", "w") as f:
+        for q, _ in pairs:
+            f.write(json.dumps({"_id": q, "text": f"human {q}"}) + "\n")
+    (d / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, doc in pairs))
+    (root / "prompt.txt").write_text(PROMPT)
+    return d
+
+
+def _files_text(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+FAULTS = ["ok", "429", "500", "timeout", "malformed", "envelope", "refuse", "ok",
+          "always_refuse", "toolong", "echo400", "ok"]
+
+
+def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd):
+    data = _dataset(tmp_path, FAULTS, repeat_first=2)
+    monkeypatch.setenv("FAKE_LLM_KEY", KEY)
+    out = tmp_path / "llm"
+    with FakeOpenAI(KEY, timeout_sleep=1.2) as srv:
+        app(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", srv.url,
+             "--model", "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
+             str(tmp_path / "prompt.txt"), "--concurrency", "4", "--timeout", "0.4",
+             "--backoff", "0.01", "--max-attempts", "3", "--max-query-words", "20",
+             "--price-in", "2", "--price-out", "10", "--json", "--no-progress"],
+            standalone_mode=False)
+    aset = read_annotation_set(out)
+    prov = aset.provenance
+    n_items = len(FAULTS) + 2
+    failed = {"always_refuse", "toolong", "echo400"}
+    assert prov["counts"]["passages_selected"] == n_items
+    assert prov["counts"]["failures"] == len(failed)
+    assert len(aset.pairs) == len(aset.queries) == n_items - len(failed)
+    fails = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(FAULTS[int(f["doc_id"][1:])] for f in fails) == sorted(failed)
+    assert all(f["attempts"] == 3 and f["error"] for f in fails)
+    assert "refusal" in next(f["error"] for f in fails if f["doc_id"] == "d8")
+    # every non-failing passage got its query; the two repeats of d0 are separate items
+    got = {p.doc_id for p in aset.pairs}
+    assert got == {f"d{i}" for i, x in enumerate(FAULTS) if x not in failed}
+    assert sorted(q for q in aset.queries if q.startswith("llm-d0-")) == [
+        "llm-d0-0", "llm-d0-1", "llm-d0-2"]
+    for qid, text in aset.queries.items():
+        i = qid.split("-")[1][1:]
+        assert text == f"what is Passage number {i} talks"
+    # token / cost accounting: 100 prompt + 10 completion tokens per answered request
+    u = prov["usage"]
+    assert u["prompt_tokens"] > 0 and u["completion_tokens"] * 10 == u["prompt_tokens"]
+    assert u["cost"] == pytest.approx(u["prompt_tokens"] * 2e-6 + u["completion_tokens"] * 1e-5)
+    assert prov["prompt"] == PROMPT and len(prov["prompt_sha256"]) == 64
+    # the key never appears: files (journal, provenance, failures), stdout, stderr
+    captured = capfd.readouterr()
+    assert KEY not in _files_text(out) + captured.out + captured.err
+    assert "***" in (out / "failures.jsonl").read_text()  # the echoed key was redacted
+    assert json.loads(captured.out.strip().splitlines()[-1])["failures"] == 3
+
+
+def test_llm_bad_key_aborts_without_leaking(tmp_path, monkeypatch):
+    data = _dataset(tmp_path, ["ok", "ok"])
+    wrong = "sk-WRONG-densescale-0000111122223333"
+    monkeypatch.setenv("FAKE_LLM_KEY", wrong)
+    with FakeOpenAI(KEY) as srv, pytest.raises(DenseScaleError) as err:
+        app(["annotate", "llm", "--data", str(data), "--out", str(tmp_path / "o"),
+             "--endpoint", srv.url, "--model", "m", "--api-key-env", "FAKE_LLM_KEY",
+             "--prompt", str(tmp_path / "prompt.txt"), "--no-progress"], standalone_mode=False)
+    assert "401" in str(err.value) and wrong not in str(err.value) + repr(err.value)
+    assert not (tmp_path / "o" / "queries.jsonl").exists()
+    assert wrong not in _files_text(tmp_path / "o")
+
+
+def _cli(args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "densescale.annotate", "llm", *args],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_llm_killed_run_resumes_exactly(tmp_path, monkeypatch, capfd):
+    faults = (["ok"] * 5 + ["429", "malformed"]) * 6 + ["always_refuse"]
+    data = _dataset(tmp_path, faults)
+    out = tmp_path / "llm"
+    env = {**os.environ, "FAKE_LLM_KEY": KEY, "PYTHONPATH": str(REPO)}
+    with FakeOpenAI(KEY, delay=0.04) as srv:
+        args = ["--data", str(data), "--out", str(out), "--endpoint", srv.url, "--model",
+                "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
+                str(tmp_path / "prompt.txt"), "--concurrency", "2", "--backoff", "0.01",
+                "--max-attempts", "2", "--json"]
+        proc = _cli(args, env)
+        journal = out / "journal.jsonl"
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if journal.exists() and journal.read_text().count("\n") >= 8:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        o1, e1 = proc.communicate()
+        n_before = journal.read_text().count("\n") - 1
+        assert 7 <= n_before < len(faults)
+        assert not (out / "queries.jsonl").exists()  # nothing that looks complete
+        with open(journal, "a") as f:  # a torn last line, as a crash mid-write leaves it
+            f.write('{"type": "result", "key": "d3#0", "doc_id": "d3", "quer')
+        monkeypatch.setenv("FAKE_LLM_KEY", KEY)
+        app(["annotate", "llm", *args, "--no-progress"], standalone_mode=False)  # restart
+        requests = srv.requests
+        # a different argument is refused instead of mixing two runs in one journal
+        with pytest.raises(ConfigError, match="different arguments.*temperature"):
+            app(["annotate", "llm", *args, "--temperature", "0.1"], standalone_mode=False)
+        assert srv.requests == requests
+        cap = capfd.readouterr()
+    aset = read_annotation_set(out)
+    assert aset.provenance["counts"]["failures"] == 1
+    assert sorted(p.doc_id for p in aset.pairs) == sorted(f"d{i}" for i in range(len(faults) - 1))
+    assert len(aset.queries) == len(faults) - 1  # unique ids, one per passage
+    recs = [json.loads(x) for x in journal.read_text().splitlines()[1:]]
+    keys = [r["key"] for r in recs]
+    assert len(keys) == len(set(keys)) == len(faults)  # nothing lost or duplicated
+    # the killed run's in-flight requests were redone, nothing more
+    assert srv.requests <= len(faults) + 12 + 2 + 2 * 2 + 2
+    assert KEY not in _files_text(out) + o1 + e1 + cap.out + cap.err
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("", "empty"), ("not json at all", "malformed"), ('{"q": "x"}', "query"),
+    ('{"query": "   "}', "empty"), ('{"query": "As an AI, I cannot do that"}', "refusal"),
+    ('{"query": "' + "w " * 30 + '"}', "longer"),
+])
+def test_parse_query_rejects(content, reason):
+    with pytest.raises(InvalidResponse, match=reason):
+        parse_query(content, "json", max_words=20)
+
+
+def test_parse_query_accepts():
+    assert parse_query('```json\n{"query": " who wrote it "}\n```') == "who wrote it"
+    assert parse_query('Sure! {"query": "中文查询"} done') == "中文查询"
+    assert parse_query('Query: "cheap flights"\nmore', "text") == "cheap flights"
+
+
+def test_llm_hf_backend_tiny_gpt2(scifact_path, tiny_gpt2, tmp_path):
+    out = tmp_path / "hf"
+    app(["annotate", "llm", "--backend", "hf", "--model", str(tiny_gpt2), "--data",
+         str(scifact_path), "--out", str(out), "--limit", "3", "--output-format", "text",
+         "--max-tokens", "6", "--batch-size", "3", "--max-attempts", "2", "--no-progress"],
+        standalone_mode=False)
+    aset = read_annotation_set(out)
+    c = aset.provenance["counts"]
+    assert c["passages_selected"] == 3 and c["queries_written"] + c["failures"] == 3
+    assert c["queries_written"] >= 1
+    assert aset.provenance["usage"]["completion_tokens"] > 0
+    assert aset.provenance["parameters"]["backend"] == "hf"
