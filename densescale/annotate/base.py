@@ -12,8 +12,8 @@ the human set (a SQuAD paragraph with 5 questions gets 5 items and 5 different g
 ``unique_passages`` keeps the first occurrence of each passage only; ``passages=N`` draws a seeded
 random sample of N corpus passages instead (the paper's docT5query run used 500,000).
 
-Query ids are stable: ``f"{method}-{doc_id}-{k}"`` with k counting the queries generated for that
-passage across the whole selection.
+Query ids are stable: ``f"{method}-{doc_id}-{k}"`` with ``k = occurrence * n + j`` for the j-th of
+the n queries of the passage's ``occurrence``-th item (a failed item leaves a gap, never a shift).
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ def _write_set(annotator: Annotator, ds: Dataset, items: Sequence[Item], records
     pairs: list[Pair] = []
     positives: list[dict] = []
     failures: list[dict] = []
-    per_doc: dict[str, int] = {}
+    n = annotator.queries_per_item
     for it in items:
         rec = records[it.key]
         if rec["type"] == "failure":
@@ -285,10 +285,8 @@ def _write_set(annotator: Annotator, ds: Dataset, items: Sequence[Item], records
                              it.source_query_id, "error": rec.get("error"),
                              "attempts": rec.get("attempts")})
             continue
-        for q in rec["queries"]:
-            k = per_doc.get(it.doc_id, 0)
-            per_doc[it.doc_id] = k + 1
-            qid = f"{method}-{it.doc_id}-{k}"
+        for j, q in enumerate(rec["queries"][:n]):
+            qid = f"{method}-{it.doc_id}-{it.occurrence * n + j}"  # stable despite failures
             queries[qid] = q
             pairs.append(Pair(qid, it.doc_id))
             if rec.get("positive") is not None:

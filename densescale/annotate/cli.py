@@ -128,7 +128,8 @@ def doc2query(
     ann = Doc2QueryAnnotator(gen_model, num_queries, top_k, max_input_len, max_query_len,
                              batch_size, seed, device)
     ann.base_model = model if train_from else None
-    prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, progress=progress)
+    prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed,
+                          fsync_every=batch_size, progress=progress)
     _report(prov, out, as_json)
 
 
@@ -183,7 +184,8 @@ def llm(
                 max_query_words=max_query_words, max_attempts=max_attempts)
     ann = LLMAnnotator(be, template, model, output_format, max_query_words, max_attempts,
                        price_in, price_out)
-    prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, progress=progress)
+    prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, fsync_every=8,
+                          progress=progress)
     _report(prov, out, as_json)
 
 

@@ -116,8 +116,8 @@ def finetune(model_path: str, pairs: Sequence[tuple[str, str]], out_dir: str | o
         labels = tok(text_target=tgt, max_length=cfg.max_query_len, truncation=True,
                      padding=True, return_tensors="pt")["input_ids"]  # [B, Lq]
         labels[labels == tok.pad_token_id] = -100
-        loss = model(input_ids=enc["input_ids"].to(dev), attention_mask=enc["attention_mask"].to(dev),
-                     labels=labels.to(dev)).loss
+        loss = model(input_ids=enc["input_ids"].to(dev),
+                     attention_mask=enc["attention_mask"].to(dev), labels=labels.to(dev)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -200,7 +200,8 @@ class Doc2QueryAnnotator(Annotator):
                           return_tensors="pt").to(dev)
                 with torch.no_grad():
                     gen = model.generate(input_ids=enc["input_ids"],
-                                         attention_mask=enc["attention_mask"], do_sample=True, top_k=self.top_k,
+                                         attention_mask=enc["attention_mask"],
+                                         do_sample=True, top_k=self.top_k,
                                          max_new_tokens=self.max_query_len,
                                          num_return_sequences=n)  # [len(pending) * n, L]
                 decoded = tok.batch_decode(gen, skip_special_tokens=True)
@@ -210,7 +211,8 @@ class Doc2QueryAnnotator(Annotator):
                     qs = [q for q in qs if q]
                     if len(qs) > len(got[i]):  # keep the attempt with most non-empty samples
                         got[i] = qs
-                pending = [i for i in pending if len(got[i]) < n and attempts[i] < self.max_attempts]
+                pending = [i for i in pending
+                           if len(got[i]) < n and attempts[i] < self.max_attempts]
             for i in batch:
                 it = items[i]
                 if got[i]:

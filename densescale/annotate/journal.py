@@ -6,8 +6,9 @@ Layout of ``out/journal.jsonl``::
     {"type": "result", "key": "…", "doc_id": "…", "queries": ["…"], "usage": {…}}
     {"type": "failure", "key": "…", "doc_id": "…", "error": "…", "attempts": 3}
 
-Records are appended as results arrive and flushed + ``os.fsync``-ed in small batches, so a killed
-run loses at most the records of the batch in flight. On open, a torn last line (a crash in the
+Records are appended and flushed as results arrive (a killed process loses nothing it has
+recorded) and ``os.fsync``-ed every ``fsync_every`` records or ``fsync_interval`` seconds (a power
+loss loses at most that small batch). On open, a torn last line (a crash in the
 middle of a write) is cut off before anything new is appended. The header stores a hash of the
 arguments that determine the output; reopening with different arguments raises ConfigError.
 """
@@ -37,7 +38,7 @@ class Journal:
         path: The journal file.
         args: Arguments that determine the output (hashed into the header).
         method: Generator name, stored in the header.
-        fsync_every: Records per flush + fsync (1 = every record).
+        fsync_every: Records per fsync (1 = every record; every record is flushed).
         fsync_interval: Also flush + fsync when this many seconds passed since the last one.
     """
 
@@ -108,8 +109,9 @@ class Journal:
         self._f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
     def append(self, rec: dict) -> None:
-        """Append one record; it is on disk after the next sync (at most ``fsync_every`` later)."""
+        """Append and flush one record; fsync every ``fsync_every`` records / ``fsync_interval`` s."""
         self._write(rec)
+        self._f.flush()
         prev = self.records.get(rec["key"])
         if prev is None or prev["type"] == "failure":
             self.records[rec["key"]] = rec

