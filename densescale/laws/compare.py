@@ -95,8 +95,8 @@ def _draw_crossings(a: DataSizeLaw, b: DataSizeLaw, d_lo: float, d_hi: float) ->
     r = np.arange(m)
     f0, f1 = f[r, i], f[r, i + 1]
     t = np.where(f1 != f0, f0 / (f0 - f1), 0.0)
-    x = logd[i] + t * (logd[i + 1] - logd[i])
-    return np.where(has, np.exp(x), np.nan)
+    x = np.where(has, logd[i] + t * (logd[i + 1] - logd[i]), np.nan)
+    return np.exp(x)
 
 
 def compare_annotations(rows: Any, *, metric: str = "y", method: str = "lsq",
