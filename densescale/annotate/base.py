@@ -243,6 +243,7 @@ def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out
     docs = ds.corpus.docs(ds.corpus.rows_of([it.doc_id for it in todo])) if todo else []
     bar = tqdm(total=len(items), initial=len(items) - len(todo), disable=not progress,
                desc=f"annotate {annotator.method}", unit="psg", dynamic_ncols=True)
+    failed = [0]
 
     def emit(res: Result) -> None:
         if res.key not in valid:
@@ -255,6 +256,9 @@ def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out
         records[res.key] = rec
         if journal is not None:
             journal.append(rec)
+        if res.error:
+            failed[0] += 1
+            bar.set_postfix(failed=failed[0], refresh=False)
         bar.update(1)
 
     try:

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import json
 import os
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -227,7 +228,7 @@ class OpenAIChatBackend:
             return None, None  # an unparseable envelope: counted as an invalid response
         return content, data.get("usage") if isinstance(data, dict) else None
 
-    def run(self, jobs: Sequence[tuple[Item, str]], handle: Callable, emit: Callable) -> None:
+    def run(self, jobs: Iterable[tuple[Item, str]], handle: Callable, emit: Callable) -> None:
         asyncio.run(self._run(jobs, handle, emit))
 
     async def _run(self, jobs, handle, emit) -> None:
@@ -372,7 +373,7 @@ class LLMAnnotator(Annotator):
 
     def run(self, items: Sequence[Item], docs: Sequence[Doc],
             emit: Callable[[Result], None]) -> None:
-        jobs = [(it, render(self.prompt, d)) for it, d in zip(items, docs)]
+        jobs = ((it, render(self.prompt, d)) for it, d in zip(items, docs))  # lazy
         if isinstance(self.backend, OpenAIChatBackend):
             self.backend.run(jobs, self._handle_http, emit)
         else:
@@ -405,8 +406,8 @@ class LLMAnnotator(Annotator):
 
         b = self.backend
         torch.manual_seed(b.seed)
-        for start in range(0, len(jobs), b.batch_size):
-            batch = jobs[start:start + b.batch_size]
+        jobs = iter(jobs)
+        while batch := list(itertools.islice(jobs, b.batch_size)):
             state = {it.key: {"usage": {}, "errors": [], "attempts": 0} for it, _ in batch}
             pending = list(batch)
             while pending:

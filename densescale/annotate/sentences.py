@@ -9,6 +9,7 @@ densescale must work offline, so this module approximates Punkt with regular exp
   initials ("J. Smith") or inside numbers ("3.14" has no whitespace after the point).
 * Chinese: a boundary follows each run of ``。！？；`` (full-width, also ``!?;`` right after a
   CJK character), plus closing quotes; no whitespace is needed.
+* A blank line (paragraph break) always ends a sentence.
 
     >>> split_sentences("Dr. Smith lives in the U.S. now. He paid $3.50! Why?")
     ['Dr. Smith lives in the U.S. now.', 'He paid $3.50!', 'Why?']
@@ -36,6 +37,7 @@ mon tue tues wed thu thurs fri sat sun
 _EN_BOUNDARY = re.compile(rf"[.!?]+[{_CLOSERS}]*(?=\s+[^\sa-z])")
 _ZH_BOUNDARY = re.compile(rf"(?:[。！？；]+|(?<=[{CJK}])[!?;]+)[{_CLOSERS}]*\s*")
 _DOTTED = re.compile(r"^(?:[A-Za-z]{1,2}\.){2,}$")
+_PARAGRAPH = re.compile(r"\n\s*\n")  # a blank line always ends a sentence
 _WORD = re.compile(rf"[{CJK}]|[^\s{CJK}]+")
 _HAS_CJK = re.compile(rf"[{CJK}]")
 
@@ -72,7 +74,9 @@ def split_sentences(text: str) -> list[str]:
         cuts.append(m.end())
     if _HAS_CJK.search(text):
         cuts.extend(m.end() for m in _ZH_BOUNDARY.finditer(text))
-        cuts = sorted(set(cuts))
+    if "\n" in text:
+        cuts.extend(m.end() for m in _PARAGRAPH.finditer(text))
+    cuts = sorted(set(cuts))
     out, start = [], 0
     for c in cuts + [len(text)]:
         s = text[start:c].strip()

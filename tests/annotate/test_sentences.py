@@ -20,6 +20,7 @@ from densescale.annotate.sentences import split_sentences, words
      ["今天天气很好。", "我们去公园吧！", "你呢？", "好；", "再见"]),
     ("他说：“走吧。”然后离开了。Mixed English. 还有！",
      ["他说：“走吧。”", "然后离开了。", "Mixed English.", "还有！"]),
+    ("A heading\n\nbody text starts here. more", ["A heading", "body text starts here. more"]),
     ("", []),
 ])
 def test_split_sentences(text, expected):
