@@ -1,0 +1,71 @@
+"""Self-contained HTML: figures inlined as data URIs, tables from pandas, no external assets."""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #345;padding-bottom:.2em}h2{margin-top:1.8em;color:#234}
+table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#eef2f6}
+td:first-child,th:first-child{text-align:left}
+figure{display:inline-block;margin:.6em;vertical-align:top;text-align:center}
+figure img{max-width:500px;border:1px solid #ddd}figcaption{font-size:.85em;color:#555;max-width:500px}
+pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
+.warn{background:#fff4e0;border-left:4px solid #e90;padding:.4em .8em;margin:.5em 0}
+.note{color:#555;font-size:.9em}
+"""
+
+
+@dataclass
+class Section:
+    title: str
+    parts: list[str] = field(default_factory=list)
+
+    def text(self, s: str, cls: str | None = None) -> Section:
+        c = f' class="{cls}"' if cls else ""
+        self.parts.append(f"<p{c}>{html.escape(s)}</p>")
+        return self
+
+    def warn(self, s: str) -> Section:
+        return self.text(s, "warn")
+
+    def code(self, s: str) -> Section:
+        self.parts.append(f"<pre>{html.escape(s)}</pre>")
+        return self
+
+    def table(self, df: pd.DataFrame, float_format: str = "{:.4g}") -> Section:
+        self.parts.append(
+            df.to_html(index=False, border=0, na_rep="", float_format=float_format.format,
+                       escape=True)
+        )
+        return self
+
+    def figure(self, png: str | Path, caption: str) -> Section:
+        data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+        self.parts.append(
+            f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+        return self
+
+
+def render(title: str, sections: list[Section], subtitle: str = "") -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if subtitle:
+        body.append(f'<p class="note">{html.escape(subtitle)}</p>')
+    for s in sections:
+        body.append(f"<h2>{html.escape(s.title)}</h2>")
+        body.extend(s.parts)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )
