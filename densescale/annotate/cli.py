@@ -171,7 +171,6 @@ def llm(
     from densescale.errors import ConfigError
 
     template = load_prompt(prompt)
-    ds, items, args = _select(data, split, passages, seed, unique_passages, limit)
     if backend == "openai":
         be = OpenAIChatBackend(endpoint or "", model, api_key_env, concurrency, timeout,
                                temperature, max_tokens, seed, backoff)
@@ -179,6 +178,7 @@ def llm(
         be = HFCausalBackend(model, batch_size, max_tokens, temperature, seed=seed, device=device)
     else:
         raise ConfigError("--backend must be openai or hf")
+    ds, items, args = _select(data, split, passages, seed, unique_passages, limit)
     args.update(method="llm", backend=backend, model=model, prompt_sha256=sha256_text(template),
                 output_format=output_format, temperature=temperature, max_tokens=max_tokens,
                 max_query_words=max_query_words, max_attempts=max_attempts)
