@@ -13,8 +13,6 @@ with ``r = alpha / beta`` and centred log sizes ``ln``, ``ld`` (no overflow, O(1
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from densescale.laws.base import BaseLaw
@@ -59,16 +57,20 @@ class JointLaw(BaseLaw):
         ln, ld = LX[:, 0], LX[:, 1]
         rich_d = ld >= ld.max() - 1e-9          # data-rich rows: L - delta ~ (A/N)^alpha
         rich_n = ln >= ln.max() - 1e-9          # model-rich rows: L - delta ~ (B/D)^beta
-        out = []
-        for al, be, frac, fa, fb in itertools.product(
-                np.geomspace(0.1, 2.0, 6), np.geomspace(0.2, 3.0, 6),
-                (0.0, 0.3, 0.6, 0.85), (1.0, 0.5, 0.2), (1.0, 0.5, 0.2)):
-            de = frac * y.min()
-            red = np.log(np.maximum(y - de, 1e-12))
-            a = np.median(ln[rich_d] + (red[rich_d] + np.log(fa)) / al)
-            b = np.median(ld[rich_n] + (red[rich_n] + np.log(fb)) / be)
-            out.append((a, b, al, be, de))
-        return np.array(out)
+        al, be = np.geomspace(0.1, 2.0, 6), np.geomspace(0.2, 3.0, 6)
+        de = np.array([0.0, 0.3, 0.6, 0.85]) * y.min()
+        logf = np.log([1.0, 0.5, 0.2])          # share of L - delta given to the other term
+        red = np.log(np.maximum(y[None, :] - de[:, None], 1e-12))              # [4, n]
+
+        def level(lx, rich, slope):             # [slopes, deltas, shares]
+            z = red[None, :, None, rich] + logf[None, None, :, None]
+            return np.median(lx[rich] + z / slope[:, None, None, None], axis=-1)
+
+        a, b = level(ln, rich_d, al), level(ld, rich_n, be)                      # [6, 4, 3]
+        ia, ib, f, ja, jb = np.meshgrid(np.arange(6), np.arange(6), np.arange(4), np.arange(3),
+                                        np.arange(3), indexing="ij")
+        grid = np.stack([a[ia, f, ja], b[ib, f, jb], al[ia], be[ib], de[f]], axis=-1)
+        return grid.reshape(-1, 5)                                               # [1296, 5]
 
     def _to_constants(self, theta, center):
         theta = np.asarray(theta, dtype=float)
