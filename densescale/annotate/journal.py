@@ -109,7 +109,7 @@ class Journal:
         self._f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
     def append(self, rec: dict) -> None:
-        """Append and flush one record; fsync every ``fsync_every`` records / ``fsync_interval`` s."""
+        """Append and flush one record (fsync per ``fsync_every`` records or interval)."""
         self._write(rec)
         self._f.flush()
         prev = self.records.get(rec["key"])

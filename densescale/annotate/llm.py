@@ -14,9 +14,9 @@ Backends:
 Each response is validated (malformed JSON / missing key, empty, longer than ``max_query_words``,
 refusal); invalid responses and transport errors (429, 5xx, timeouts, connection errors) are
 retried with exponential backoff + jitter (honouring ``Retry-After``) up to ``max_attempts``
-requests per item, after which the item is recorded as a failure (journal, ``failures.jsonl``, provenance
-counts). 401/403/404 abort the run. Token usage (``usage`` field) and cost (``price_in`` /
-``price_out`` per 1M tokens) go into the provenance. The API key is read from an environment
+requests per item, after which the item is recorded as a failure (journal, ``failures.jsonl``,
+provenance counts). 401/403/404 abort the run. Token usage (``usage`` field) and cost
+(``price_in`` / ``price_out`` per 1M tokens) go into the provenance. The API key is read from an environment
 variable only and is redacted from every message this module produces.
 
     OPENAI_API_KEY=… densescale annotate llm --data scifact --out runs/ann/scifact-llm \
@@ -190,7 +190,8 @@ class OpenAIChatBackend:
         return f"OpenAIChatBackend(url={self.url!r}, model={self.model!r}, key=***)"
 
     def params(self) -> dict:
-        return {"backend": "openai", "endpoint": self.redact(self.url), "api_key_env": self.api_key_env,
+        return {"backend": "openai", "endpoint": self.redact(self.url),
+                "api_key_env": self.api_key_env,
                 "concurrency": self.concurrency, "timeout": self.timeout,
                 "temperature": self.temperature, "max_tokens": self.max_tokens,
                 "backoff": self.backoff}
