@@ -16,8 +16,8 @@ refusal); invalid responses and transport errors (429, 5xx, timeouts, connection
 retried with exponential backoff + jitter (honouring ``Retry-After``) up to ``max_attempts``
 requests per item, after which the item is recorded as a failure (journal, ``failures.jsonl``,
 provenance counts). 401/403/404 abort the run. Token usage (``usage`` field) and cost
-(``price_in`` / ``price_out`` per 1M tokens) go into the provenance. The API key is read from an environment
-variable only and is redacted from every message this module produces.
+(``price_in`` / ``price_out`` per 1M tokens) go into the provenance. The API key is read from an
+environment variable only and is redacted from every message this module produces.
 
     OPENAI_API_KEY=… densescale annotate llm --data scifact --out runs/ann/scifact-llm \
         --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --concurrency 16
