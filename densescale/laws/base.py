@@ -313,10 +313,10 @@ class BaseLaw:
                            "were dropped; intervals may be too narrow", ConvergenceWarning)
         return self
 
-    def _warn(self, msg: str, category: type[Warning]) -> None:
+    def _warn(self, msg: str, category: type[Warning], depth: int = 0) -> None:
         msg = f"{type(self).__name__}: {msg}"
         self.warnings_.append(msg)
-        warnings.warn(msg, category, stacklevel=3)
+        warnings.warn(msg, category, stacklevel=4 + depth)   # _warn < _fit < fit < caller
 
     def _check_bounds(self, theta, lo, hi) -> None:
         names = self._theta_names
@@ -325,10 +325,10 @@ class BaseLaw:
             tol = 1e-6 * span
             if np.isfinite(lo[j]) and theta[j] - lo[j] <= tol:
                 self._warn(f"{name} is at its lower bound {lo[j]:.4g}: it is not identified by "
-                           "these points", BoundaryWarning)
+                           "these points", BoundaryWarning, depth=1)
             elif np.isfinite(hi[j]) and hi[j] - theta[j] <= tol:
                 self._warn(f"{name} is at its upper bound {hi[j]:.4g}: it is not identified by "
-                           "these points", BoundaryWarning)
+                           "these points", BoundaryWarning, depth=1)
 
     _theta_names: tuple[str, ...] = ()
 

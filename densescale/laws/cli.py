@@ -12,7 +12,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import typer
@@ -35,10 +35,10 @@ LAWS = ("model", "data", "joint", "annotations")
 
 
 def run_fit(results: str, law: str = "model", *, metric: str = DEFAULT_METRIC,
-            method: str = "lsq", holdout: Optional[str] = None, bootstrap: int = 0,
+            method: str = "lsq", holdout: str | None = None, bootstrap: int = 0,
             bootstrap_mode: str = "resample", level: float = 0.95, seed: int = 0,
-            annotation: Optional[str] = None, out: Optional[Path] = None,
-            plot: Optional[Path] = None) -> dict[str, Any]:
+            annotation: str | None = None, out: Path | None = None,
+            plot: Path | None = None) -> dict[str, Any]:
     """Everything ``densescale fit`` does, returning the JSON document it prints."""
     from densescale.laws import plots
 
@@ -152,18 +152,18 @@ def fit_command(
     law: str = typer.Option("model", "--law", help="model | data | joint | annotations"),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="metric column (lower = better)"),
     method: str = typer.Option("lsq", "--method", help="lsq (paper) | huber (Chinchilla 3)"),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="largest | largest-n | "
+    holdout: str | None = typer.Option(None, "--holdout", help="largest | largest-n | "
                                           "largest-d | CSV of held-out points (n, d)"),
     bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap refits for the CIs"),
     bootstrap_mode: str = typer.Option("resample", "--bootstrap-mode",
                                        help="resample | parametric | both (uses stderr)"),
     level: float = typer.Option(0.95, "--level", help="confidence level"),
     seed: int = typer.Option(0, "--seed"),
-    annotation: Optional[str] = typer.Option(None, "--annotation",
+    annotation: str | None = typer.Option(None, "--annotation",
                                              help="annotation type (default: human)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write the fit JSON here"),
+    out: Path | None = typer.Option(None, "--out", help="write the fit JSON here"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="write PNG+SVG figures here"),
+    plot: Path | None = typer.Option(None, "--plot", help="write PNG+SVG figures here"),
 ) -> None:
     """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs and held-out errors."""
     doc = run_fit(results, law, metric=metric, method=method, holdout=holdout,

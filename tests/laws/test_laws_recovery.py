@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from _laws_synth import (
     BERT_N,
-    D_GRID,
     JOINT_V2,
     MSMARCO_V1_DATA,
     MSMARCO_V1_MODEL,
