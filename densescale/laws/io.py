@@ -91,8 +91,9 @@ def read_results(source: str | Path, metric: str = DEFAULT_METRIC) -> pd.DataFra
     """Read a results table and normalise it (see module docstring).
 
     Args:
-        source: ``.csv`` file, ``.db``/``.sqlite`` file or SQLAlchemy URL (table ``runs``,
-            rows with ``status == 'done'``), or a ``.yaml``/``.yml`` study spec.
+        source: ``.csv`` file, ``.db``/``.sqlite`` file or SQLAlchemy URL (table ``runs``),
+            or a ``.yaml``/``.yml`` study spec. Where a ``status`` column exists, only rows
+            with ``status == 'done'`` are kept.
         metric: column holding the metric to fit (lower is better).
     """
     source = str(source)
@@ -108,6 +109,8 @@ def read_results(source: str | Path, metric: str = DEFAULT_METRIC) -> pd.DataFra
         except Exception as e:  # noqa: BLE001
             raise DataError(f"cannot parse as CSV: {e}", source) from e
         df["row"] = np.arange(len(df)) + 2                 # line numbers (header = line 1)
+        if "status" in df.columns:                         # a study export: finished runs only
+            df = df[df["status"].astype(str) == "done"].reset_index(drop=True)
     if metric not in df.columns:
         raise DataError(f"metric column {metric!r} not found (columns: "
                         f"{[c for c in df.columns if c != 'row']})", source)

@@ -112,6 +112,12 @@ def test_read_csv_and_select(tmp_path):
         select_rows(read_results(_write(tmp_path, bad)), "joint")
     with pytest.raises(DataError, match="not found"):
         read_results(str(tmp_path / "missing.csv"))
+    export = df.copy()                                # a study export: unfinished rows skipped
+    export["status"] = "done"
+    export.loc[[0, 7], "status"] = "pending"
+    export.loc[[0, 7], "contrastive_entropy"] = np.nan
+    frame = read_results(_write(tmp_path, export))
+    assert len(frame) == len(df) - 2 and frame["row"].iloc[0] == 3
 
 
 def test_read_database(tmp_path):
