@@ -147,7 +147,10 @@ def llm(
     output_format: str = typer.Option("json", "--output-format", help="json or text."),
     concurrency: int = typer.Option(8, "--concurrency", help="Requests in flight."),
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds per request."),
-    max_attempts: int = typer.Option(4, "--max-attempts", help="Requests per item."),
+    max_attempts: int = typer.Option(
+        3, "--max-attempts", help="Invalid responses per item before it counts as a failure."),
+    max_retries: int = typer.Option(
+        8, "--max-retries", help="Retries per item after 429 / 5xx / timeout / connection errors."),
     backoff: float = typer.Option(1.0, "--backoff", help="First retry delay, seconds."),
     temperature: float = typer.Option(0.7, "--temperature"),
     max_tokens: int = typer.Option(128, "--max-tokens", help="Completion token limit."),
@@ -181,9 +184,9 @@ def llm(
     ds, items, args = _select(data, split, passages, seed, unique_passages, limit)
     args.update(method="llm", backend=backend, model=model, prompt_sha256=sha256_text(template),
                 output_format=output_format, temperature=temperature, max_tokens=max_tokens,
-                max_query_words=max_query_words, max_attempts=max_attempts)
+                max_query_words=max_query_words)
     ann = LLMAnnotator(be, template, model, output_format, max_query_words, max_attempts,
-                       price_in, price_out)
+                       price_in, price_out, max_retries)
     prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, fsync_every=8,
                           progress=progress)
     _report(prov, out, as_json)

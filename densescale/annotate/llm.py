@@ -13,11 +13,12 @@ Backends:
 
 Each response is validated (malformed JSON / missing key, empty, longer than ``max_query_words``,
 refusal); invalid responses and transport errors (429, 5xx, timeouts, connection errors) are
-retried with exponential backoff + jitter (honouring ``Retry-After``) up to ``max_attempts``
-requests per item, after which the item is recorded as a failure (journal, ``failures.jsonl``,
-provenance counts). 401/403/404 abort the run. Token usage (``usage`` field) and cost
-(``price_in`` / ``price_out`` per 1M tokens) go into the provenance. The API key is read from an
-environment variable only and is redacted from every message this module produces.
+retried, transport errors with exponential backoff + jitter (honouring ``Retry-After``), up to
+``max_attempts`` invalid responses or ``max_retries`` transport retries per item, after which the
+item is recorded as a failure (journal, ``failures.jsonl``, provenance counts). 401/403/404
+abort the run. Token usage (``usage`` field) and cost (``price_in`` / ``price_out`` per 1M tokens)
+go into the provenance. The API key is read from an environment variable only and is redacted
+from every message this module produces.
 
     OPENAI_API_KEY=… densescale annotate llm --data scifact --out runs/ann/scifact-llm \
         --endpoint http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct --concurrency 16
@@ -346,7 +347,8 @@ class LLMAnnotator(Annotator):
         model: Model name recorded in the provenance.
         output_format: "json" or "text" (see :func:`parse_query`).
         max_query_words: Longest accepted query.
-        max_attempts: Requests per item (transport errors and invalid responses both count).
+        max_attempts: Invalid responses per item before it is recorded as a failure.
+        max_retries: Retries per item after transport errors (429, 5xx, timeouts, connection).
         price_in: Price per 1M prompt tokens.
         price_out: Price per 1M completion tokens.
     """
@@ -354,8 +356,8 @@ class LLMAnnotator(Annotator):
     method = "llm"
 
     def __init__(self, backend, prompt: str, model: str, output_format: str = "json",
-                 max_query_words: int = 64, max_attempts: int = 4, price_in: float = 0.0,
-                 price_out: float = 0.0):
+                 max_query_words: int = 64, max_attempts: int = 3, price_in: float = 0.0,
+                 price_out: float = 0.0, max_retries: int = 8):
         if output_format not in ("json", "text"):
             raise ConfigError("--output-format must be json or text")
         self.backend = backend
@@ -364,12 +366,14 @@ class LLMAnnotator(Annotator):
         self.output_format = output_format
         self.max_query_words = max_query_words
         self.max_attempts = max(1, max_attempts)
+        self.max_retries = max(0, max_retries)
         self.price_in = price_in
         self.price_out = price_out
 
     def params(self) -> dict:
         return {**self.backend.params(), "output_format": self.output_format,
                 "max_query_words": self.max_query_words, "max_attempts": self.max_attempts,
+                "max_retries": self.max_retries,
                 "price_in_per_1m": self.price_in, "price_out_per_1m": self.price_out}
 
     def run(self, items: Sequence[Item], docs: Sequence[Doc],
@@ -384,23 +388,25 @@ class LLMAnnotator(Annotator):
         b = self.backend
         usage: dict = {}
         errors: list[str] = []
-        for attempt in range(1, self.max_attempts + 1):
+        requests = invalid = transport = 0
+        while invalid < self.max_attempts and transport <= self.max_retries:
+            requests += 1
             try:
                 content, u = await b.complete(client, prompt)
                 _add_usage(usage, u)
                 query = parse_query(content, self.output_format, self.max_query_words)
-                return Result(item.key, item.doc_id, queries=[query], attempts=attempt,
+                return Result(item.key, item.doc_id, queries=[query], attempts=requests,
                               usage=usage)
             except _Retryable as e:
+                transport += 1
                 errors.append(str(e))
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(b.delay(attempt, e.retry_after))
+                if transport <= self.max_retries:
+                    await asyncio.sleep(b.delay(transport, e.retry_after))
             except InvalidResponse as e:
+                invalid += 1
                 errors.append(str(e))
-                if attempt < self.max_attempts:
-                    await asyncio.sleep(b.delay(1) * 0.1)
-        return Result(item.key, item.doc_id, error=b.redact("; ".join(errors)),
-                      attempts=self.max_attempts, usage=usage)
+        return Result(item.key, item.doc_id, error=b.redact("; ".join(errors[-8:])),
+                      attempts=requests, usage=usage)
 
     def _run_local(self, jobs, emit) -> None:
         import torch

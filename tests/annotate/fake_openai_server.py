@@ -4,7 +4,7 @@ The test prompt template starts with ``FAULT: {title}``; each corpus title names
 server injects for that passage:
 
     ok            valid answer at once
-    429 / 500     HTTP error on the first attempt (429 carries Retry-After)
+    429 / 500     HTTP error on the first attempt (429 carries Retry-After); always500: always
     timeout       the first attempt sleeps longer than the client timeout
     malformed     first answer is not JSON; envelope: the HTTP body itself is not JSON
     refuse        first answer is a refusal
@@ -91,7 +91,7 @@ class FakeOpenAI:
                 good = json.dumps({"query": "what is " + " ".join(passage.split()[:4])})
                 if fault == "429" and first:
                     return self._send(429, b'{"error": "rate"}', {"Retry-After": "0.05"})
-                if fault == "500" and first:
+                if (fault == "500" and first) or fault == "always500":
                     return self._send(500, b'{"error": "boom"}')
                 if fault == "timeout" and first:
                     time.sleep(fake.timeout_sleep)

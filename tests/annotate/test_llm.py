@@ -45,7 +45,7 @@ def _files_text(folder: Path) -> str:
 
 
 FAULTS = ["ok", "429", "500", "timeout", "malformed", "envelope", "refuse", "ok",
-          "always_refuse", "toolong", "echo400", "ok"]
+          "always_refuse", "toolong", "echo400", "ok", "always500"]
 
 
 def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd):
@@ -56,13 +56,14 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
         app(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", srv.url,
              "--model", "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
              str(tmp_path / "prompt.txt"), "--concurrency", "4", "--timeout", "0.4",
-             "--backoff", "0.01", "--max-attempts", "3", "--max-query-words", "20",
-             "--price-in", "2", "--price-out", "10", "--json", "--no-progress"],
+             "--backoff", "0.01", "--max-attempts", "3", "--max-retries", "2",
+             "--max-query-words", "20", "--price-in", "2", "--price-out", "10", "--json",
+             "--no-progress"],
             standalone_mode=False)
     aset = read_annotation_set(out)
     prov = aset.provenance
     n_items = len(FAULTS) + 2
-    failed = {"always_refuse", "toolong", "echo400"}
+    failed = {"always_refuse", "toolong", "echo400", "always500"}
     assert prov["counts"]["passages_selected"] == n_items
     assert prov["counts"]["failures"] == len(failed)
     assert len(aset.pairs) == len(aset.queries) == n_items - len(failed)
@@ -70,6 +71,11 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
     assert sorted(FAULTS[int(f["doc_id"][1:])] for f in fails) == sorted(failed)
     assert all(f["attempts"] == 3 and f["error"] for f in fails)
     assert "refusal" in next(f["error"] for f in fails if f["doc_id"] == "d8")
+    assert "HTTP 500" in next(f["error"] for f in fails if f["doc_id"] == "d12")
+    # each injected fault cost exactly one extra request, then the item succeeded
+    lines = (out / "journal.jsonl").read_text().splitlines()[1:]  # after the header
+    recs = {r["key"]: r for r in map(json.loads, lines)}
+    assert [recs[f"d{i}#0"]["attempts"] for i in range(8)] == [1, 2, 2, 2, 2, 2, 2, 1]
     # every non-failing passage got its query; the two repeats of d0 are separate items
     got = {p.doc_id for p in aset.pairs}
     assert got == {f"d{i}" for i, x in enumerate(FAULTS) if x not in failed}
@@ -87,15 +93,15 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
     captured = capfd.readouterr()
     assert KEY not in _files_text(out) + captured.out + captured.err
     assert "***" in (out / "failures.jsonl").read_text()  # the echoed key was redacted
-    assert json.loads(captured.out.strip().splitlines()[-1])["failures"] == 3
-    # --retry-failed asks again only for the failed items (3 x 3 attempts), ids stay the same
+    assert json.loads(captured.out.strip().splitlines()[-1])["failures"] == 4
+    # --retry-failed asks again only for the failed items (4 x 3 requests), ids stay the same
     with FakeOpenAI(KEY) as srv:
         app(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", srv.url,
              "--model", "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
              str(tmp_path / "prompt.txt"), "--backoff", "0.01", "--max-attempts", "3",
-             "--max-query-words", "20", "--retry-failed", "--no-progress"],
-            standalone_mode=False)
-        assert srv.requests == 9
+             "--max-retries", "2", "--max-query-words", "20", "--retry-failed",
+             "--no-progress"], standalone_mode=False)
+        assert srv.requests == 12
     assert read_annotation_set(out).queries == aset.queries
 
 
