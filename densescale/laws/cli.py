@@ -117,7 +117,7 @@ def _print_human(doc: dict[str, Any]) -> None:
             if k in fit:
                 ci = fit["ci"].get(k)
                 t.add_row(k, _fmt(fit[k]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "—")
-        t.add_row("R²", _fmt(fit["r2"]), "")
+        t.add_row("R²", f"{fit['r2']:.5f}", "")
         t.add_row("RMSE", _fmt(fit["rmse"]), "")
         con.print(t)
         for w in fit.get("warnings", []):
@@ -141,7 +141,7 @@ def _print_human(doc: dict[str, Any]) -> None:
         else:
             ci = f" (CI {_fmt(c['ci'][0])}–{_fmt(c['ci'][1])})" if c.get("ci") else ""
             con.print(f"{c['overtaker']} overtakes {c['overtaken']} at D ≈ {_fmt(c['d'])}{ci}"
-                      + (" [extrapolated]" if c["extrapolated"] else ""))
+                      + (" (extrapolated beyond the fitted D)" if c["extrapolated"] else ""))
     for p in doc.get("plots", []):
         con.print(f"wrote {p}")
 

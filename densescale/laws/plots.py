@@ -106,7 +106,11 @@ def plot_annotations(comparison, frame, out_dir, *, metric: str = "contrastive e
     ax = fig.add_subplot()
     colors = [f"C{i}" for i in range(10)]
     allx = frame["d"].to_numpy(float)
-    xs = np.geomspace(allx.min() / 1.5, allx.max() * 3, 200)
+    hi = allx.max() * 3                 # show crossings up to 100x beyond the data
+    for c in comparison.crossings:
+        if c.d is not None and c.d <= allx.max() * 100:
+            hi = max(hi, c.d * 2)
+    xs = np.geomspace(allx.min() / 1.5, hi, 200)
     for i, (t, law) in enumerate(comparison.laws.items()):
         sub = frame[frame["annotation"].astype(str) == t]
         col = colors[i % 10]
