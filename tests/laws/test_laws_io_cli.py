@@ -66,6 +66,7 @@ def test_fig1_authors_values_fit_and_plot(tmp_path):
     _assert_png_svg(paths)
 
 
+@pytest.mark.filterwarnings("ignore::densescale.laws.base.BoundaryWarning")
 def test_other_plots(tmp_path):
     df = _joint_frame()
     X = df[df.annotation == "human"][["n", "d"]].to_numpy(float)
@@ -231,3 +232,18 @@ def test_cli_errors_exit_1(tmp_path, capsys):
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "at least 6" in err
+
+
+def test_cli_heldout_column_and_file(tmp_path):
+    df = _joint_frame(with_extra=False)
+    df["heldout"] = df["d"] == df["d"].max()
+    csv = _write(tmp_path, df)
+    res = _cli(["fit", "--results", csv, "--law", "joint", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["holdout"]["n_heldout"] == 5
+    hold = tmp_path / "hold.csv"
+    hold.write_text("n,d\n86235648,500000\n86235648,100000\n")
+    res = _cli(["fit", "--results", csv, "--law", "joint", "--holdout", str(hold), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["holdout"]["n_heldout"] == 2 and doc["fit"]["n_points"] == 28
