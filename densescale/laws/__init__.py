@@ -18,12 +18,16 @@ from densescale.laws.base import (
     NotFittedError,
     PoorFitWarning,
 )
+from densescale.laws.compare import compare_annotations
 from densescale.laws.fit import DataSizeLaw, ModelSizeLaw
+from densescale.laws.io import read_results, select_rows
 from densescale.laws.joint import JointLaw
+from densescale.laws.validate import holdout_mask, holdout_validate
 
 ESTIMATORS = {"model": ModelSizeLaw, "data": DataSizeLaw, "joint": JointLaw}
 
 __all__ = [
     "ESTIMATORS", "BoundaryWarning", "ConvergenceWarning", "DataSizeLaw", "JointLaw",
-    "LawFitWarning", "ModelSizeLaw", "NotFittedError", "PoorFitWarning",
+    "LawFitWarning", "ModelSizeLaw", "NotFittedError", "PoorFitWarning", "compare_annotations",
+    "holdout_mask", "holdout_validate", "read_results", "select_rows",
 ]
