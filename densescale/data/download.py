@@ -17,6 +17,7 @@ import shutil
 import sys
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -124,7 +125,7 @@ def fetch_beir(name: str, root: Path, md5: str | None, base_url: str,
                     raise DataError(f"archive {url} lacks expected files "
                                     f"{missing or [name + '/qrels/*.tsv']}")
                 zf.extractall(tmp / "x")
-        except (zipfile.BadZipFile, EOFError, OSError) as e:
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
             raise DataError(f"corrupted or truncated archive {url}: {e}") from None
         from densescale.data.layouts import detect_layout
 
