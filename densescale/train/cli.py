@@ -1,0 +1,98 @@
+"""``densescale train``: one flag per TrainConfig field (``--train-size``, ``--negative-mode`` ...).
+
+    densescale train --data squad_v11 --model bert-tiny --init scratch --train-size 10000 \
+        --steps 500 --out runs/tiny [--json]
+    densescale train --out runs/tiny --resume          # continue a killed run (saved config)
+
+Flags are generated from TrainConfig, so the CLI and the config cannot drift apart; a flag left
+out keeps the value of --config FILE, of the run being resumed, or TrainConfig's default.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from densescale.errors import ConfigError
+from densescale.train.config import TrainConfig
+
+
+def _field_help() -> dict[str, str]:
+    """Each field's trailing comment in config.py (the single source of the help text)."""
+    src = inspect.getsource(TrainConfig)
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^\s{4}(\w+): [^=\n]+= [^#\n]+#\s*(.+)$", src, re.M)}
+
+
+def _cli_type(annotation: Any) -> type:
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        return _cli_type(non_none[0]) if len(non_none) == 1 else str
+    if origin is typing.Literal:
+        return str
+    return annotation if annotation in (int, float, bool, str) else str
+
+
+def _build_command():
+    helps = _field_help()
+    params = [
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                          default=typer.Option(None, "--config", help="JSON/YAML file of settings.")),
+        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--resume", help="Continue from OUT/checkpoint "
+                                               "(uses OUT/config.json; flags given override runtime settings).")),
+        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--json", help="Print the run summary as JSON.")),
+        inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                          default=typer.Option(False, "--quiet", help="No progress bar.")),
+    ]
+    defaults = TrainConfig()
+    for name, field in TrainConfig.model_fields.items():
+        t = _cli_type(field.annotation)
+        flag = "--" + name.replace("_", "-")
+        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if t is bool else [flag]
+        help_ = f"{helps.get(name, '')} [default: {getattr(defaults, name)}]"
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[t],
+                                        default=typer.Option(None, *decls, help=help_, show_default=False)))
+
+    def train_cmd(**kw: Any) -> None:
+        """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last}, OUT/summary.json."""
+        config, resume, as_json, quiet = (kw.pop(k) for k in ("config", "resume", "as_json", "quiet"))
+        given = {k: v for k, v in kw.items() if v is not None}
+        base: dict[str, Any] = {}
+        if config is not None:
+            base = TrainConfig.from_file(config).to_dict()
+        if resume:
+            out = Path(given.get("out") or base.get("out") or TrainConfig().out)
+            saved = out / "config.json"
+            if not saved.exists():
+                raise ConfigError(f"--resume: {saved} not found")
+            base = json.loads(saved.read_text())
+        cfg = TrainConfig.make(**{**base, **given})
+        from densescale.train.loop import train
+
+        summary = train(cfg, resume=resume, progress=not quiet)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2, default=str))
+        else:
+            best = summary["best_contrastive_entropy"]
+            typer.echo(f"{summary['rung']}: N={summary['n_params']:,} D={summary['d']:,} "
+                       f"steps={summary['steps_done']} pairs/s={summary['pairs_per_s'] or 0:.1f} "
+                       f"best CE={best if best is None else round(best, 4)} @ {summary['best_step']} "
+                       f"-> {cfg.out}")
+
+    train_cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return train_cmd
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", context_settings={"max_content_width": 120})(_build_command())

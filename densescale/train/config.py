@@ -1,0 +1,137 @@
+"""TrainConfig: every setting of one bi-encoder training run (Fang et al. 2024, Section 3.4).
+
+Defaults follow the paper and the authors' code: 10,000 steps, batch 128, AdamW lr 5e-6 (pretrained)
+with weight decay 0.001, no warmup, linear decay, gradient clipping 1.0, 256 random negatives per
+step shared by the batch, query/passage lengths 32/180, 768-d projection, mean pooling, seed 521.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from densescale.errors import ConfigError
+
+PRETRAINED_LR = 5e-6  # authors' code (HF Trainer, training_arguments.py)
+SCRATCH_LR = 1e-3  # measured: bench/results/train.md (scratch bert-tiny LR sweep on squad_v11)
+
+# settings that may differ between a run and its --resume (they do not change the weights)
+RUNTIME_FIELDS = {"stop_after_steps", "device", "num_threads", "progress_every", "data_dir"}
+
+
+class TrainConfig(BaseModel):
+    """One training run. Build from keyword arguments, a dict, or JSON/YAML via ``from_file``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- data
+    data: str = ""  # dataset path, or name under --data-dir / $DENSESCALE_DATA_DIR
+    data_dir: str | None = None  # folder of named datasets (overrides $DENSESCALE_DATA_DIR)
+    split: str = "train"  # qrels split whose positive pairs are the training data
+    annotations: str | None = None  # annotation-set folder used instead of the human qrels
+    train_size: int | None = None  # D: pairs kept (nested seeded subset); None = all
+    subset_seed: int | None = None  # seed of the nested subset; None = seed
+    # --- model
+    model: str | dict[str, Any] = "bert-tiny"  # rung name, "FILE.yaml:name", local folder, or dict
+    init: Literal["scratch", "pretrained"] = "scratch"  # random init from the shape, or checkpoint
+    source: str | None = None  # pretrained: hub id / local path overriding the rung's hub_id
+    tokenizer: str | None = None  # tokenizer id/path; scratch + None = WordPiece trained on corpus
+    vocab_size: int = 30522  # WordPiece vocabulary size when training one on the corpus
+    proj_dim: int = 768  # output dimension of Linear(H -> proj_dim)
+    pooling: Literal["mean", "cls"] = "mean"  # masked mean (paper code) or [CLS]
+    query_max_len: int = 32  # tokens, special tokens included
+    passage_max_len: int = 180  # tokens, special tokens included
+    # --- optimisation
+    steps: int = 10_000  # optimiser steps (paper: fixed 10,000)
+    batch_size: int = 128  # (query, positive) pairs per step, over all devices
+    lr: float | None = None  # None: 5e-6 pretrained, SCRATCH_LR scratch
+    weight_decay: float = 0.001  # AdamW; not applied to biases and LayerNorm weights (HF Trainer)
+    warmup_steps: int = 0  # linear warm-up, then linear decay to 0 at `steps`
+    max_grad_norm: float = 1.0  # gradient clipping (0 disables)
+    temperature: float = 1.0  # scores are divided by it; 1.0 = none (paper)
+    # --- negatives
+    negatives: int = 256  # random corpus passages per step, shared by the batch (paper: 256)
+    negative_mode: Literal["random", "inbatch", "hard"] = "random"  # see densescale.train.negatives
+    hard_negatives: str | None = None  # file for negative_mode="hard" (TSV qid/docid or JSONL)
+    hard_negatives_per_query: int = 1  # hard negatives drawn per query per step
+    gather_negatives: bool = False  # DDP: each device encodes a shard of negatives, then all_gather
+    # --- evaluation and checkpoints
+    eval_every: int = 500  # steps between contrastive-entropy evaluations (0 = only at the end)
+    eval_split: str = "test"  # human-qrels split of `data` scored during training
+    eval_negatives: int = 256  # W negatives per evaluation pair (paper: 256)
+    eval_repeats: int = 1  # R draws per pair (paper code: 10; 1 keeps periodic eval cheap)
+    eval_pairs: int | None = None  # subsample of eval pairs for periodic eval; None = all
+    eval_pool_size: int | None = None  # negatives drawn from a seeded pool of this many passages
+    #   (None = whole corpus minus positives; the paper's MS MARCO code used 1,000,000)
+    eval_seed: int = 1  # evaluation sampling seed (paper code: 1)
+    eval_at_start: bool = True  # evaluate the initial model (step 0) too
+    checkpoint_every: int | None = None  # steps between resumable checkpoints; None = eval_every
+    # --- runtime
+    seed: int = 521  # fixes init, batch order, negatives, dropout (paper code: 521)
+    out: str = "runs/train"  # output folder (best/, last/, checkpoint/, summary.json)
+    device: str | None = None  # "cpu", "cuda", "cuda:1"; None = cuda when available
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    grad_checkpointing: bool = False  # recompute activations in backward (saves memory)
+    pretokenize_corpus: bool | None = None  # None = when corpus size <= steps * negatives
+    num_threads: int | None = None  # torch CPU threads; None = torch default
+    stop_after_steps: int | None = None  # stop this invocation after N steps (resume continues)
+    progress_every: int = 10  # steps between loss entries in history / progress bar updates
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        for k in ("steps", "batch_size", "query_max_len", "passage_max_len", "proj_dim", "vocab_size",
+                  "eval_negatives", "eval_repeats", "hard_negatives_per_query", "progress_every"):
+            if getattr(self, k) <= 0:
+                raise ValueError(f"{k} must be > 0")
+        for k in ("negatives", "warmup_steps", "eval_every", "max_grad_norm", "weight_decay"):
+            if getattr(self, k) < 0:
+                raise ValueError(f"{k} must be >= 0")
+        if self.negative_mode in ("random", "hard") and self.negatives == 0 and self.negative_mode != "hard":
+            raise ValueError("negative_mode='random' needs negatives > 0")
+        if self.negative_mode == "hard" and not self.hard_negatives:
+            raise ValueError("negative_mode='hard' needs hard_negatives=FILE")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError("lr must be > 0")
+        if self.train_size is not None and self.train_size <= 0:
+            raise ValueError("train_size must be > 0")
+        return self
+
+    @classmethod
+    def make(cls, **kw: Any) -> TrainConfig:
+        """Like ``TrainConfig(**kw)`` but raising ConfigError (names the key) on bad values."""
+        try:
+            return cls(**kw)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(x) for x in err.get("loc", ())) or "config"
+            raise ConfigError(f"{key}: {err['msg'].removeprefix('Value error, ')}") from None
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> TrainConfig:
+        """Read a JSON or YAML file of fields."""
+        text = Path(path).read_text(encoding="utf-8")
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            return cls.make(**(yaml.safe_load(text) or {}))
+        return cls.make(**json.loads(text))
+
+    @property
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        return PRETRAINED_LR if self.init == "pretrained" else SCRATCH_LR
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def diff(self, other: TrainConfig, ignore: set[str] = RUNTIME_FIELDS) -> dict[str, tuple]:
+        """Fields that differ (self value, other value), ignoring runtime-only ones."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}

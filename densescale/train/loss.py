@@ -1,0 +1,60 @@
+"""Contrastive loss of the paper (Fang et al. 2024, Eq. 4): softmax cross-entropy of the positive.
+
+    L = -(1/B) sum_i log( e^{s(q_i,p_i+)/t} / (e^{s(q_i,p_i+)/t} + sum_j e^{s(q_i,n_j)/t}) )
+
+with s the inner product and t the temperature (1.0 = none, the paper). In the paper's setting the
+negatives n_j are 256 random corpus passages shared by the whole batch; the other queries'
+positives are *not* negatives. ``inbatch=True`` adds them (the MultipleNegativesRankingLoss
+setting); duplicates of a query's own positive are masked out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def contrastive_loss(
+    q: torch.Tensor,  # [B, d] query embeddings
+    p: torch.Tensor,  # [B, d] positive embeddings (row i belongs to query i)
+    n: torch.Tensor | None = None,  # [M, d] negatives shared by the batch
+    neg_mask: torch.Tensor | None = None,  # [B, M] bool, True = not a negative for that query
+    inbatch: bool = False,
+    pos_ids: torch.Tensor | None = None,  # [B] document ids, to mask duplicate in-batch positives
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Mean cross-entropy of each query's positive against its candidates (scalar)."""
+    q, p = q.float(), p.float()
+    parts: list[torch.Tensor] = []
+    if inbatch:
+        s = q @ p.T  # [B, B]; diagonal = positives
+        if pos_ids is not None:
+            dup = (pos_ids[:, None] == pos_ids[None, :]) & ~torch.eye(len(q), dtype=torch.bool,
+                                                                         device=q.device)
+            s = s.masked_fill(dup, float("-inf"))
+        parts.append(s)
+    else:
+        parts.append((q * p).sum(-1, keepdim=True))  # [B, 1]
+    if n is not None and len(n):
+        s_neg = q @ n.float().T  # [B, M]
+        if neg_mask is not None:
+            s_neg = s_neg.masked_fill(neg_mask, float("-inf"))
+        parts.append(s_neg)
+    logits = torch.cat(parts, dim=1) / temperature  # [B, C]
+    target = (torch.arange(len(q), device=q.device) if inbatch
+              else torch.zeros(len(q), dtype=torch.long, device=q.device))
+    return F.cross_entropy(logits, target)
+
+
+class ContrastiveLoss(nn.Module):
+    """``contrastive_loss`` as a module (holds the temperature and the in-batch switch)."""
+
+    def __init__(self, temperature: float = 1.0, inbatch: bool = False):
+        super().__init__()
+        self.temperature = temperature
+        self.inbatch = inbatch
+
+    def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None,
+                neg_mask: torch.Tensor | None = None, pos_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return contrastive_loss(q, p, n, neg_mask, self.inbatch, pos_ids, self.temperature)
