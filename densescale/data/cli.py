@@ -98,7 +98,8 @@ def _parse_sizes(sizes: str) -> list[int]:
 def subset_cmd(
     path: str = typer.Argument(..., help="Dataset folder or name."),
     split: str = typer.Option("train", "--split", help="Split whose positive pairs are sampled."),
-    sizes: str = typer.Option(..., "--sizes", help="Comma-separated subset sizes D, e.g. 100,1000."),
+    sizes: str = typer.Option(..., "--sizes",
+                              help="Comma-separated subset sizes D, e.g. 100,1000."),
     seed: int = typer.Option(1, "--seed", help="Shuffle seed (fixes every subset)."),
     out: Path | None = typer.Option(None, "--out", help="Write OUT/<split>-<D>.tsv qrels files."),
     json_out: bool = _JSON,

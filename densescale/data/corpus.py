@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from densescale.data.formats import Doc
-from densescale.data.index import FIELDS, fixed_width, sorted_keys
+from densescale.data.index import FIELDS, sorted_keys
 from densescale.errors import DataError
 
 
@@ -216,4 +216,4 @@ class Corpus:
             yield rows, self.texts(rows)
 
 
-__all__ = ["Corpus", "IdSequence", "fixed_width"]
+__all__ = ["Corpus", "IdSequence"]

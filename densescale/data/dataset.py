@@ -38,8 +38,8 @@ class Dataset:
         self._qrels: dict[str, dict[str, dict[str, int]]] = {}
 
     def __repr__(self) -> str:
-        return (f"Dataset(name={self.name!r}, layout={self.layout.name!r}, docs={len(self.corpus)}, "
-                f"splits={self.splits()})")
+        return (f"Dataset(name={self.name!r}, layout={self.layout.name!r}, "
+                f"docs={len(self.corpus)}, splits={self.splits()})")
 
     def splits(self) -> list[str]:
         """Names of the splits that have qrels (e.g. ["test", "train"])."""
@@ -70,17 +70,18 @@ class Dataset:
 
     def pairs(self, split: str) -> list[Pair]:
         """Positive (query, doc) pairs of a split (score > 0), in file order."""
-        return [Pair(q, d) for q, docs in self.qrels(split).items() for d, s in docs.items() if s > 0]
+        return [Pair(q, d) for q, docs in self.qrels(split).items()
+                for d, s in docs.items() if s > 0]
 
     def subsets(self, split: str, sizes: list[int], seed: int) -> dict[int, list[Pair]]:
-        """Nested training subsets of this split's pairs; see :func:`~densescale.data.subsets.nested_subsets`."""
+        """Nested training subsets of this split's pairs (see ``subsets.nested_subsets``)."""
         from densescale.data.subsets import nested_subsets
 
         return nested_subsets(self.pairs(split), sizes, seed)
 
 
 def data_dir(override: str | os.PathLike | None = None) -> Path | None:
-    """The folder named datasets live in: ``override`` (``--data-dir``), else $DENSESCALE_DATA_DIR."""
+    """Folder of named datasets: ``override`` (``--data-dir``), else $DENSESCALE_DATA_DIR."""
     if override:
         return Path(override)
     env = os.environ.get("DENSESCALE_DATA_DIR")

@@ -65,9 +65,9 @@ def download(url: str, dest: Path, where_to_put: Path | None = None, timeout: fl
                 raise DataError(f"download failed: HTTP {r.status_code} for {url}{hint}")
             total = int(r.headers.get("content-length") or 0) or None
             got = 0
-            with open(dest, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
-                                             desc=f"downloading {Path(url).name}",
-                                             file=sys.stderr, disable=not sys.stderr.isatty()) as bar:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {Path(url).name}",
+                       file=sys.stderr, disable=not sys.stderr.isatty())
+            with open(dest, "wb") as f, bar:
                 for chunk in r.iter_bytes(1 << 20):
                     f.write(chunk)
                     md5.update(chunk)

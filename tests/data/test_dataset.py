@@ -83,7 +83,7 @@ def test_t2ranking_layout_chinese(tmp_path, writer):
     writer(root / "queries.dev.tsv", "qid\ttext\n8\t上海\n")
     writer(root / "qrels.retrieval.train.tsv", "qid\tpid\n7\t0\n")
     writer(root / "qrels.retrieval.dev.tsv", "qid\tpid\n8\t1\n")
-    writer(root / "qrels.train.tsv", "qid\t-\tpid\trel\n7\t0\t0\t3\n")  # graded; not retrieval
+    writer(root / "qrels.train.tsv", "qid\t-\tpid\trel\n7\t0\t0\t3\n")  # graded, not used
     ds = open_dataset(root)
     assert ds.layout.name == "t2ranking" and ds.splits() == ["dev", "train"]
     assert ds.corpus.texts([0]) == ["北京是中国的首都。"]

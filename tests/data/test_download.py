@@ -89,7 +89,8 @@ def test_bad_archives_leave_nothing(server, tmp_path, monkeypatch, kind, with_md
     (root / "toy.zip").write_bytes(blob)
     monkeypatch.setitem(registry.KNOWN, "toy",
                         Source("beir", md5=hashlib.md5(good).hexdigest() if with_md5 else None))
-    monkeypatch.setenv("DENSESCALE_BEIR_URL", url + ("/short" if kind == "truncated_transfer" else ""))
+    short = "/short" if kind == "truncated_transfer" else ""
+    monkeypatch.setenv("DENSESCALE_BEIR_URL", url + short)
     data = tmp_path / "data"
     with pytest.raises(DataError) as err:
         open_dataset("toy", data_dir_override=data)
@@ -160,7 +161,8 @@ def test_squad_fetch_and_convert(server, tmp_path, monkeypatch):
     assert ds.qrels("train")["train-000-002-q0"] == {"train-000-000": 1}  # dropped copy -> first
     assert ds.qrels("test")["5733be284776f41900663"] == {"dev-000-000": 1}
     assert len(ds.pairs("train")) == len(ds.pairs("test")) == 5
-    answers = [json.loads(x) for x in (data / "squad_v11" / "answers.jsonl").read_text().splitlines()]
+    lines = (data / "squad_v11" / "answers.jsonl").read_text().splitlines()
+    answers = [json.loads(x) for x in lines]
     assert {"_id": "5733be284776f41900662", "answers": ["The Seine", "Seine"]} in answers
     assert _leftovers(data) == ["squad_v11"]
 
