@@ -229,6 +229,9 @@ def contrastive_entropy(
         pool_size: seeded random pool of non-positive passages (None: the whole corpus minus
             the split's positives; the paper's MS MARCO code used 1,000,000).
         max_pairs: score only a seeded subsample of pairs (fast periodic eval in training).
+            Cost is set by the distinct passages, about min(pool, P*R*W): with a small
+            corpus the union still covers the whole pool, so for cheap periodic evaluation
+            also pass a small ``pool_size`` (e.g. 5000) and/or ``repeats=1``.
         batch_size: encoder batch size.
         device: where scores are computed (None: cuda when available).
         progress: tqdm bars on stderr.
