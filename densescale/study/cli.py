@@ -24,7 +24,7 @@ def _print_status(summary: dict, as_json: bool) -> None:
     from rich.table import Table
 
     c = summary["counts"]
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"{summary['study']} ({summary['spec_hash']}): {c['done']}/"
                         f"{summary['total']} done, {c['running']} running, {c['failed']} failed, "
                         f"{c['pending']} pending")

@@ -21,6 +21,7 @@ from typing import Any
 
 from densescale.errors import ConfigError, DataError
 from densescale.study.design import Point
+from densescale.study.ladder import rung_ref
 from densescale.study.spec import StudySpec
 from densescale.utils import atomic_write_json
 
@@ -96,7 +97,8 @@ def _available_pairs(train: dict[str, Any]) -> int:
 
 
 def _train(train: dict[str, Any], progress: bool) -> dict[str, Any]:
-    from densescale.train import TrainConfig, train as train_fn
+    """Train, or resume, or (training already finished) return the saved summary."""
+    from densescale.train import TrainConfig
 
     fields = train_config_fields() or set()
     cfg_kwargs = {k: v for k, v in train.items() if k in fields}
@@ -104,10 +106,23 @@ def _train(train: dict[str, Any], progress: bool) -> dict[str, Any]:
     if dropped:
         raise ConfigError(f"train settings not understood by TrainConfig: {sorted(dropped)}")
     if "ladder" in train and "ladder" not in fields:
-        # the model field takes a ladder file path and a rung name as "FILE:RUNG"
-        cfg_kwargs["model"] = f"{train['ladder']}:{train['model']}"
-    summary = train_fn(TrainConfig(**cfg_kwargs), resume=True, progress=progress)
-    summary["config"] = summary.get("config") or cfg_kwargs
+        cfg_kwargs["model"] = rung_ref(train["model"], Path(train["ladder"]))
+    make = getattr(TrainConfig, "make", TrainConfig)
+    cfg = make(**cfg_kwargs)
+    out = Path(train["out"])
+    summary_path = out / "summary.json"
+    if summary_path.exists() and (out / "last").exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        saved = summary.get("config")
+        if summary.get("finished", True) and saved and not cfg.diff(make(**saved)):
+            return summary  # killed after training, before the final evaluation
+    from densescale.train import train as train_fn
+
+    resume = (out / "checkpoint" / "state.json").exists()
+    summary = train_fn(cfg, resume=resume, progress=progress)
+    if not summary.get("finished", True):
+        raise RuntimeError(f"training stopped at step {summary.get('steps_done')} of "
+                           f"{summary.get('steps')}")
     return summary
 
 
@@ -148,11 +163,42 @@ def _evaluate(model_dir: Path, data: str, ev: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"contrastive_entropy": float(ce.mean),
                            "contrastive_entropy_stderr": float(ce.stderr)}
     if ev["ranking"]:
+        if ev.get("ranking_max_queries"):
+            ds = QuerySubset(ds, ev["split"], ev["ranking_max_queries"], ev["seed"])
         ranking = _call(evaluate.ranking_metrics, encoder, ds, ev["split"], k=ev["k"],
                         pool_size=ev["ranking_pool_size"], max_pairs=ev["max_pairs"],
                         seed=ev["seed"], batch_size=ev["batch_size"])
         out.update(_normalise_metrics(ranking))
     return out
+
+
+class QuerySubset:
+    """A dataset view whose `split` qrels keep a seeded sample of `n` queries (quick ranking
+    evaluation on large test sets); everything else is the underlying dataset's."""
+
+    def __init__(self, dataset: Any, split: str, n: int, seed: int):
+        import numpy as np
+
+        self._ds, self._split = dataset, split
+        qrels = dataset.qrels(split)
+        qids = sorted(qrels)
+        if n < len(qids):
+            keep = np.random.default_rng(seed).choice(len(qids), size=n, replace=False)
+            qids = [qids[i] for i in sorted(keep)]
+        self._qrels = {q: qrels[q] for q in qids}
+
+    def qrels(self, split: str) -> dict[str, dict[str, int]]:
+        return self._qrels if split == self._split else self._ds.qrels(split)
+
+    def pairs(self, split: str) -> list:
+        if split != self._split:
+            return self._ds.pairs(split)
+        from densescale.data import Pair
+
+        return [Pair(q, d) for q, docs in self._qrels.items() for d, s in docs.items() if s > 0]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ds, name)
 
 
 def run_point(task: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +215,10 @@ def run_point(task: dict[str, Any]) -> dict[str, Any]:
                             f"{train.get('annotations') or train['split']} annotations have "
                             f"only {have}", train.get("annotations") or train["data"])
         out_dir.mkdir(parents=True, exist_ok=True)
+        if train.get("num_threads"):  # training sets it too; the evaluation follows it
+            import torch
+
+            torch.set_num_threads(int(train["num_threads"]))
         summary = _train(train, task.get("progress", False))
         t1 = time.perf_counter()
         best = out_dir / "best"
@@ -189,7 +239,7 @@ def _values(task: dict, summary: dict, metrics: dict, train_s: float, eval_s: fl
     from densescale.utils import git_commit, hardware_info
 
     train, ev = task["train"], task["eval"]
-    config = {k: v for k, v in (summary.get("config") or train).items()}
+    config = dict(summary.get("config") or train)
     hardware = {**(summary.get("hardware") or hardware_info()), "host": socket.gethostname()}
     return {
         "n": summary.get("n_params"), "n_total": summary.get("n_params_total"),
@@ -224,13 +274,11 @@ def finished_result(task: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _crash_hook(out_dir: Path) -> None:
-    """Test hook: with $DENSESCALE_STUDY_CRASH_ONCE set to a folder, the first attempt of each
-    point kills its own process (simulates a worker dying; used by the Ray executor tests)."""
-    marker_dir = os.environ.get("DENSESCALE_STUDY_CRASH_ONCE")
-    if not marker_dir:
-        return
-    marker = Path(marker_dir) / out_dir.name
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("crashed once\n")
-        os._exit(17)
+    """Test hook simulating a worker that dies: with $DENSESCALE_STUDY_CRASH_DIR set, a point
+    whose ``<dir>/<point_key>.crash`` file exists removes it and kills its own process."""
+    crash_dir = os.environ.get("DENSESCALE_STUDY_CRASH_DIR")
+    if crash_dir:
+        armed = Path(crash_dir) / f"{out_dir.name}.crash"
+        if armed.exists():
+            armed.unlink()
+            os._exit(17)

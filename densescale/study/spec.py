@@ -115,12 +115,13 @@ class EvalSpec(_Strict):
     ranking: bool = True  # also compute nDCG@10, MRR@10, Recall@100/1000, MAP
     k: int = 1000  # ranking depth
     ranking_pool_size: int | None = None  # rank within positives + random passages; None = corpus
+    ranking_max_queries: int | None = None  # rank a seeded sample of queries; None = all
     batch_size: int = 128
 
     _pos = field_validator("negatives", "repeats", "k", "batch_size")(classmethod(
         lambda cls, v: _positive_int(v)))
 
-    @field_validator("pool_size", "max_pairs", "ranking_pool_size")
+    @field_validator("pool_size", "max_pairs", "ranking_pool_size", "ranking_max_queries")
     @classmethod
     def _opt_pos(cls, v: int | None) -> int | None:
         return None if v is None else _positive_int(v)

@@ -138,12 +138,17 @@ class Store:
             raise DenseScaleError(f"results database {self.url} has a runs table but no schema "
                                   "version (not written by densescale?)")
         elif create:
-            with self.engine.begin() as c:
-                metadata.create_all(c)
-                c.execute(meta_table.insert(), [
-                    {"key": "schema_version", "value": str(SCHEMA_VERSION)},
-                    {"key": "created_at", "value": now()},
-                ])
+            try:
+                with self.engine.begin() as c:
+                    metadata.create_all(c)
+                    c.execute(meta_table.insert(), [
+                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                        {"key": "created_at", "value": now()},
+                    ])
+            except sa.exc.DBAPIError:  # another process created it at the same moment
+                if not sa.inspect(self.engine).has_table("meta"):
+                    raise
+                self._check_schema(create=False)
         else:
             raise DenseScaleError(f"results database {self.url} holds no densescale results")
 
