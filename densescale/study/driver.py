@@ -56,33 +56,69 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
     """
     if max_retries < 0:
         raise DenseScaleError("--max-retries must be >= 0")
-    spec, points, store = open_study(spec)
-    check_train_settings(spec)
-    h = spec.spec_hash
-    rows = {r["point_key"]: r for r in store.rows(spec_hash=h)}
-    todo = []
-    for p in points:
-        row = rows[p.key]
-        if row["status"] == "done":
-            continue
-        task = make_task(spec, p, progress=progress)
-        values = finished_result(task)
-        if values is not None:  # finished before the last driver died: record, don't re-run
-            store.upsert(h, p.key, status="done", error=None, finished_at=now(), **values)
-            _log(f"{p.key}: recovered finished result")
-            continue
-        if row["status"] == "running":
-            _log(f"{p.key}: was running when the last driver stopped; resuming")
-        todo.append(task)
-    _log(f"{spec.name} ({h}): {len(points)} points, {len(todo)} to run, executor {executor}")
-    if todo:
-        ex = make_executor(executor, address, num_cpus, cpus_per_task, gpus_per_task,
-                           max_retries)
-        try:
-            _drive(store, h, ex, todo, max_retries)
-        finally:
-            ex.close()
-    return study_status(spec, store=store, points=points)
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec)
+    lock = _driver_lock(spec.output_path)  # held until this process ends, even by SIGKILL
+    try:
+        spec, points, store = open_study(spec)
+        check_train_settings(spec)
+        h = spec.spec_hash
+        rows = {r["point_key"]: r for r in store.rows(spec_hash=h)}
+        todo = []
+        for p in points:
+            row = rows[p.key]
+            if row["status"] == "done":
+                continue
+            task = make_task(spec, p, progress=progress)
+            values = finished_result(task)
+            if values is not None:  # finished before the last driver died: record, don't re-run
+                store.upsert(h, p.key, status="done", error=None, finished_at=now(), **values)
+                _log(f"{p.key}: recovered finished result")
+                continue
+            if row["status"] == "running":
+                _log(f"{p.key}: was running when the last driver stopped; resuming")
+            todo.append(task)
+        _log(f"{spec.name} ({h}): {len(points)} points, {len(todo)} to run, executor {executor}")
+        if todo:
+            ex = make_executor(executor, address, num_cpus, cpus_per_task, gpus_per_task,
+                               max_retries)
+            try:
+                _drive(store, h, ex, todo, max_retries)
+            finally:
+                ex.close()
+        return study_status(spec, store=store, points=points)
+    finally:
+        lock.close()
+
+
+def _driver_lock(folder: Path):
+    """An exclusive lock on <output_dir>/.driver.lock: one driver per study at a time (the OS
+    drops it when the process dies, so a killed driver never blocks its restart)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / ".driver.lock", "a+")
+    try:
+        import fcntl
+
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # not POSIX: no lock
+        return f
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise DenseScaleError(f"{folder}: this study is already being run by {holder}; "
+                              "wait for it or stop it first") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {_host()}\n")
+    f.flush()
+    return f
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _drive(store: Store, h: str, ex, todo: list[dict], max_retries: int) -> None:

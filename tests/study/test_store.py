@@ -108,3 +108,14 @@ def test_expand_matches_rows_created(tmp_path):
     spec, points, store = open_study(_spec(tmp_path))
     assert {r["point_key"] for r in store.rows(spec.spec_hash)} == {p.key for p in points}
     assert len(expand(load_spec(_spec(tmp_path)))) == 4
+
+
+def test_second_driver_is_refused_while_first_holds_the_lock(tmp_path):
+    from densescale.study.driver import _driver_lock, run_study
+
+    lock = _driver_lock(tmp_path / "out")
+    try:
+        with pytest.raises(DenseScaleError, match="already being run by pid"):
+            run_study(_spec(tmp_path))
+    finally:
+        lock.close()
