@@ -21,7 +21,12 @@ import pandas as pd
 from densescale.errors import DenseScaleError
 from densescale.study.design import Point, expand
 from densescale.study.executors import make_executor
-from densescale.study.runner import check_train_settings, finished_result, make_task
+from densescale.study.runner import (
+    check_train_settings,
+    finished_result,
+    make_task,
+    prepare_study_tokenizer,
+)
 from densescale.study.spec import StudySpec, load_spec
 from densescale.study.store import COLUMNS, Store, now, url_of
 
@@ -80,6 +85,7 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
             todo.append(task)
         _log(f"{spec.name} ({h}): {len(points)} points, {len(todo)} to run, executor {executor}")
         if todo:
+            prepare_study_tokenizer(spec)
             ex = make_executor(executor, address, num_cpus, cpus_per_task, gpus_per_task,
                                max_retries)
             try:

@@ -33,6 +33,31 @@ def artefact_dir(spec: StudySpec, point: Point) -> Path:
     return spec.output_path / "runs" / spec.spec_hash / point.key
 
 
+def study_tokenizer_path(spec: StudySpec) -> Path:
+    """Where a scratch study keeps the one WordPiece tokenizer all its points share."""
+    return spec.output_path / "tokenizer"
+
+
+def prepare_study_tokenizer(spec: StudySpec) -> Path | None:
+    """Scratch rungs without a named tokenizer: train one on the corpus once per study (cached by
+    densescale.models) and copy it into the study, so every point (and every resume, on any
+    node) uses the very same vocabulary even if caches are cleared."""
+    if spec.ladder.init != "scratch" or spec.ladder.tokenizer is not None:
+        return None
+    path = study_tokenizer_path(spec)
+    if (path / "tokenizer.json").exists():
+        return path
+    from densescale.data import open_dataset
+    from densescale.models.tokenizer import corpus_tokenizer
+
+    kwargs = {"vocab_size": spec.ladder.vocab_size} if spec.ladder.vocab_size else {}
+    tok = corpus_tokenizer(open_dataset(spec.dataset_location()).corpus, **kwargs)
+    tmp = path.with_name(f".tokenizer.{os.getpid()}.tmp")
+    tok.save_pretrained(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
 def make_task(spec: StudySpec, point: Point, progress: bool = False) -> dict[str, Any]:
     """Everything a worker needs to run one point (paths absolute, values JSON-able)."""
     ann = spec.annotation(point.annotation)
@@ -49,7 +74,10 @@ def make_task(spec: StudySpec, point: Point, progress: bool = False) -> dict[str
         "out": str(artefact_dir(spec, point)),
     }
     if spec.ladder.tokenizer is not None:
-        train["tokenizer"] = spec.ladder.tokenizer
+        train["tokenizer"] = str(spec.resolve(spec.ladder.tokenizer)) if spec.resolve(
+            spec.ladder.tokenizer).exists() else spec.ladder.tokenizer
+    elif spec.ladder.init == "scratch":
+        train["tokenizer"] = str(study_tokenizer_path(spec))
     if spec.ladder.vocab_size is not None:
         train["vocab_size"] = spec.ladder.vocab_size
     if spec.ladder.file is not None:

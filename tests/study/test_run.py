@@ -84,6 +84,9 @@ def test_tiny_study_completes_on_cpu(reference):
     assert row.wall_time_s > 0 and row.pairs_per_s > 0 and row.densescale_version
     assert json.loads(row.hardware)["cpu_count"] >= 1
     assert all((Path(d) / "best").is_dir() for d in df.artefact_dir)
+    tok = spec.parent / "out" / "tokenizer"  # one corpus WordPiece shared by every point
+    assert (tok / "tokenizer.json").exists()
+    assert {json.loads(c)["tokenizer"] for c in df.train_config} == {str(tok)}
     # a second run has nothing to do and changes nothing
     again = run_study(spec)
     assert again["counts"]["done"] == 4
