@@ -209,6 +209,7 @@ class StudySpec(_Strict):
             if key in STUDY_OWNED:
                 raise _KeyError(key, "set by the study per point (use dataset/ladder/"
                                      "train_sizes/annotations/seeds instead)")
+        _check_train_config(v)
         return v
 
     @field_validator("design", "heldout", mode="before")
@@ -286,6 +287,26 @@ class StudySpec(_Strict):
         """sha256 of the canonical JSON of :meth:`hash_payload` (first 16 hex digits)."""
         text = json.dumps(self.hash_payload(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_train_config(train: dict[str, Any]) -> None:
+    """Validate `train:` against densescale.train.TrainConfig (names the key and the problem)."""
+    try:
+        from densescale.train.config import TrainConfig
+    except ImportError:  # training not installed: checked when the study runs
+        return
+    try:
+        TrainConfig(**train)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) if err["loc"] else ""
+        msg = "not a training setting (see densescale.train.TrainConfig)" if err["type"] == \
+            "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        first, _, rest = msg.partition(" ")
+        if not key and first in TrainConfig.model_fields and rest:  # "steps must be > 0"
+            key, msg = first, rest
+        msg = msg[:1].lower() + msg[1:]
+        raise _KeyError(key, msg) if key else ValueError(msg) from None
 
 
 class _ItemError(ValueError):

@@ -37,6 +37,10 @@ def _err(tmp_path: Path, **changes) -> str:
     (dict(eval={"negatives": 0}), "spec.yaml: eval.negatives: must be a positive integer"),
     (dict(eval={"negativs": 3}), "spec.yaml: eval.negativs: unknown key"),
     (dict(train={"seed": 3}), "spec.yaml: train.seed: set by the study per point"),
+    (dict(train={"stepz": 3}), "spec.yaml: train.stepz: not a training setting"),
+    (dict(train={"steps": 0}), "spec.yaml: train.steps: must be > 0"),
+    (dict(train={"negative_mode": "x"}), "spec.yaml: train.negative_mode: input should be "
+                                         "'random', 'inbatch' or 'hard'"),
     (dict(design="diagonal"), "spec.yaml: design[0]: input should be 'model_sweep', "
                               "'data_sweep' or 'grid'"),
     (dict(design=[{"points": [{"rung": "bert-tiny", "d": 0}]}]),
