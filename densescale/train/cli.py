@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 import types
 import typing
@@ -67,7 +68,8 @@ def _build_command():
     def train_cmd(**kw: Any) -> None:
         """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last}, OUT/summary.json."""
         config, resume, as_json, quiet = (kw.pop(k) for k in ("config", "resume", "as_json", "quiet"))
-        given = {k: v for k, v in kw.items() if v is not None}
+        given = {k: (None if isinstance(v, str) and v.lower() == "none" else v)
+                 for k, v in kw.items() if v is not None}  # "none" clears an optional setting
         base: dict[str, Any] = {}
         if config is not None:
             base = TrainConfig.from_file(config).to_dict()
@@ -81,6 +83,8 @@ def _build_command():
         from densescale.train.loop import train
 
         summary = train(cfg, resume=resume, progress=not quiet)
+        if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
+            return
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
         else:

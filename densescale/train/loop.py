@@ -30,7 +30,7 @@ from densescale.models.encoder import BiEncoder, build_model
 from densescale.train.config import TrainConfig
 from densescale.train.loss import contrastive_loss
 from densescale.train.negatives import BatchOrder, HardNegatives, random_negatives
-from densescale.train.tokens import TokenStore, concat_batches
+from densescale.train.tokens import TokenStore
 from densescale.utils import atomic_write_json, git_commit, hardware_info
 
 
@@ -77,17 +77,15 @@ class TrainData:
         log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
             f"{self.tokenize_s:.1f}s (corpus {'pre-tokenised' if self.pretokenized else 'per step'})")
 
-    def passage_batch(self, pair_idx: np.ndarray, neg_rows: np.ndarray) -> dict[str, torch.Tensor]:
-        """Positives of the pairs followed by the negative rows, padded together [B + M, T]."""
+    def passage_store(self, pair_idx: np.ndarray, neg_rows: np.ndarray) -> TokenStore:
+        """Token ids of the pairs' positives followed by the negative rows (B + M texts)."""
         if self.pretokenized:
-            return self.passages.batch(np.concatenate([self._pos_index[pair_idx], neg_rows]))
-        pos = self.passages.batch(self._pos_index[pair_idx])
+            return self.passages.take(np.concatenate([self._pos_index[pair_idx], neg_rows]))
+        pos = self.passages.take(self._pos_index[pair_idx])
         if len(neg_rows) == 0:
             return pos
-        enc = self.tokenizer(self.corpus.texts(neg_rows), truncation=True, max_length=self.max_len,
-                             padding=True, return_tensors="pt", return_token_type_ids=False)
-        neg = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        return concat_batches(pos, neg, self.passages.pad_id)
+        neg = TokenStore.from_texts(self.tokenizer, self.corpus.texts(neg_rows), self.max_len)
+        return TokenStore.concat([pos, neg])
 
 
 def _all_texts(corpus) -> list[str]:
@@ -119,8 +117,9 @@ class _TwoTower(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, qb: dict, pb: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.embed(qb), self.model.embed(pb)
+    def forward(self, qb: dict, chunks: list[dict], inverse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.cat([self.model.embed(c) for c in chunks])[inverse]  # [n_passages, d], input order
+        return self.model.embed(qb), p
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -206,6 +205,8 @@ def _dist_setup(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     dev = torch.device(f"cuda:{local}") if use_cuda else torch.device("cpu")
     if cfg.batch_size % world:
         raise ConfigError(f"batch_size {cfg.batch_size} not divisible by WORLD_SIZE {world}")
+    if cfg.gather_negatives and cfg.negatives % world:
+        raise ConfigError(f"gather_negatives: negatives {cfg.negatives} not divisible by WORLD_SIZE {world}")
     return dist.get_rank(), world, dev
 
 
@@ -300,12 +301,15 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         step_fn = DDP(step_fn, device_ids=[dev.index] if dev.type == "cuda" else None)
     order = BatchOrder(d, cfg.batch_size, cfg.seed)
     b_local = cfg.batch_size // world
-    use_bf16 = cfg.bf16 and dev.type == "cuda"
+    use_bf16 = cfg.bf16 if cfg.bf16 is not None else dev.type == "cuda"
+    chunk_rows = cfg.passage_chunk if cfg.passage_chunk is not None else (0 if dev.type == "cuda" else 64)
     ck_every = cfg.checkpoint_every if cfg.checkpoint_every is not None else cfg.eval_every
     n_info = {"n_params": model.num_non_embedding_params(), "n_params_total": model.num_params()}
     history: list[dict] = state["history"]
 
     def do_eval(step: int) -> None:
+        if cfg.eval_split is None:
+            return
         if main:
             ce, se = evaluate(model, ds, cfg)
             history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se})
@@ -334,9 +338,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         my = slice(rank * b_local, (rank + 1) * b_local)
         shard = _shard(len(neg_rows), rank, world) if (cfg.gather_negatives and world > 1) else slice(None)
         qb = {k: v.to(dev, non_blocking=True) for k, v in data.queries.batch(idx[my]).items()}
-        pb = {k: v.to(dev, non_blocking=True) for k, v in data.passage_batch(idx[my], neg_rows[shard]).items()}
+        chunks, inverse = data.passage_store(idx[my], neg_rows[shard]).length_chunks(chunk_rows)
+        chunks = [{k: v.to(dev, non_blocking=True) for k, v in c.items()} for c in chunks]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_bf16):
-            q, pn = step_fn(qb, pb)  # [b, d], [b + M_shard, d]
+            q, pn = step_fn(qb, chunks, inverse.to(dev))  # [b, d], [b + M_shard, d]
         p, n = pn[:b_local], pn[b_local:]
         if cfg.gather_negatives and world > 1:
             n = _gather(n, world)

@@ -41,6 +41,33 @@ class TokenStore:
         flat = np.concatenate(flats) if flats else np.empty(0, np.int32)
         return cls(flat, offsets, tokenizer.pad_token_id or 0)
 
+    def take(self, rows: np.ndarray) -> TokenStore:
+        """A new store holding only ``rows`` (in that order)."""
+        lens = self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        ar = np.arange(int(offsets[-1]), dtype=np.int64) - np.repeat(offsets[:-1], lens)
+        flat = self.flat[np.repeat(self.offsets[rows], lens) + ar]
+        return TokenStore(flat, offsets, self.pad_id)
+
+    @staticmethod
+    def concat(stores: Sequence[TokenStore]) -> TokenStore:
+        lens = np.concatenate([s.lengths for s in stores])
+        offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+        return TokenStore(np.concatenate([s.flat for s in stores]), offsets, stores[0].pad_id)
+
+    def length_chunks(self, max_rows: int) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
+        """All rows as length-sorted padded chunks of <= max_rows (less padding) + inverse order.
+
+        ``torch.cat([embed(c) for c in chunks])[inverse]`` is in store row order.
+        """
+        n = len(self)
+        order = np.argsort(self.lengths, kind="stable")  # [n] shortest first
+        k = max(1, -(-n // max_rows)) if max_rows > 0 else 1
+        chunks = [self.batch(c) for c in np.array_split(order, k)]
+        inverse = np.empty(n, np.int64)
+        inverse[order] = np.arange(n)
+        return chunks, torch.from_numpy(inverse)
+
     def batch(self, rows: np.ndarray, pad_to: int | None = None) -> dict[str, torch.Tensor]:
         """Padded input_ids / attention_mask [len(rows), T] (T = longest, or ``pad_to``)."""
         lens = self.lengths[rows]  # [n]
@@ -52,13 +79,3 @@ class TokenStore:
         return {"input_ids": torch.from_numpy(ids.astype(np.int64)),
                 "attention_mask": torch.from_numpy(mask.astype(np.int64))}
 
-
-def concat_batches(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
-    """Stack two padded batches along the batch axis, padding the shorter to the longer length."""
-    t = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
-
-    def pad(x: torch.Tensor, value: int) -> torch.Tensor:
-        return torch.nn.functional.pad(x, (0, t - x.shape[1]), value=value)
-
-    return {"input_ids": torch.cat([pad(a["input_ids"], pad_id), pad(b["input_ids"], pad_id)]),
-            "attention_mask": torch.cat([pad(a["attention_mask"], 0), pad(b["attention_mask"], 0)])}
