@@ -9,7 +9,6 @@ killed after a point finished records it on restart without re-running it.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import os
@@ -97,10 +96,7 @@ def train_config_fields() -> set[str] | None:
         from densescale.train import TrainConfig
     except ImportError:
         return None
-    if dataclasses.is_dataclass(TrainConfig):
-        return {f.name for f in dataclasses.fields(TrainConfig)}
-    fields = getattr(TrainConfig, "model_fields", None)
-    return set(fields) if fields is not None else set(inspect.signature(TrainConfig).parameters)
+    return set(TrainConfig.model_fields)
 
 
 def check_train_settings(spec: StudySpec) -> None:
@@ -135,7 +131,7 @@ def _train(train: dict[str, Any], progress: bool) -> dict[str, Any]:
         raise ConfigError(f"train settings not understood by TrainConfig: {sorted(dropped)}")
     if "ladder" in train and "ladder" not in fields:
         cfg_kwargs["model"] = rung_ref(train["model"], Path(train["ladder"]))
-    make = getattr(TrainConfig, "make", TrainConfig)
+    make = TrainConfig.make  # raises ConfigError naming the key
     cfg = make(**cfg_kwargs)
     out = Path(train["out"])
     summary_path = out / "summary.json"

@@ -113,7 +113,7 @@ class EvalSpec(_Strict):
     pool_size: int | None = None  # negative pool; None = corpus minus evaluation positives
     max_pairs: int | None = None  # evaluate on the first pairs only (quick studies)
     ranking: bool = True  # also compute nDCG@10, MRR@10, Recall@100/1000, MAP
-    k: int = 1000  # ranking depth
+    k: int = 1000  # ranking depth; metrics see the top k only (Recall@1000 needs k >= 1000)
     ranking_pool_size: int | None = None  # rank within positives + random passages; None = corpus
     ranking_max_queries: int | None = None  # rank a seeded sample of queries; None = all
     batch_size: int = 128
