@@ -15,7 +15,7 @@ TINY = {"name": "toy", "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64
 def _cfg(data, out, **kw):
     base = dict(data=str(data), model=TINY, init="scratch", vocab_size=200, steps=6, batch_size=8,
                 negatives=8, query_max_len=16, passage_max_len=24, lr=1e-3, eval_every=3,
-                eval_negatives=16, checkpoint_every=3, seed=7, out=str(out))
+                eval_negatives=16, checkpoint_every=3, seed=7, out=str(out), num_threads=1)
     return TrainConfig(**{**base, **kw})
 
 
@@ -68,7 +68,7 @@ def test_scratch_bert_tiny_learns_on_squad(squad_path, tmp_path):
     cfg = TrainConfig(data=str(squad_path), model="bert-tiny", init="scratch", vocab_size=3000,
                       train_size=4000, steps=200, batch_size=16, negatives=16, query_max_len=24,
                       passage_max_len=40, eval_every=200, eval_pairs=200, eval_negatives=32,
-                      eval_pool_size=1000, out=str(tmp_path / "tiny"))
+                      eval_pool_size=1000, out=str(tmp_path / "tiny"), num_threads=1)
     s = train(cfg, progress=False)
     evals = [h["eval"] for h in s["history"] if h["eval"] is not None]
     assert s["n_params"] == 512_128 and len(evals) == 2
@@ -85,7 +85,8 @@ def test_cli_json(toy_dataset, tmp_path, capsys):
         main(["train", "--data", str(toy_dataset), "--model", "bert-tiny", "--init", "scratch",
               "--vocab-size", "200", "--train-size", "20", "--steps", "2", "--batch-size", "4",
               "--negatives", "4", "--passage-max-len", "16", "--eval-every", "0",
-              "--eval-negatives", "8", "--out", str(tmp_path / "cli"), "--json", "--quiet"])
+              "--eval-negatives", "8", "--num-threads", "1", "--out", str(tmp_path / "cli"),
+              "--json", "--quiet"])
     assert e.value.code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["d"] == 20 and out["steps"] == 2 and out["config"]["batch_size"] == 4
