@@ -44,6 +44,10 @@ def test_total_params_match_authors_plot_and_hf_model():
     m = build_model("bert-tiny", init="scratch", tokenizer=None)  # original 30522 vocab
     assert sum(p.numel() for p in m.parameters()) == count_total_params(get_rung("bert-tiny"))
     assert m.num_non_embedding_params() == 512_128
+    # ERNIE-3.0 scratch: HF ErnieModel (vocab 40000, 2048 positions, 4 types, 3 task types)
+    e = build_model("ernie-nano", init="scratch", tokenizer=None)
+    assert e.num_params() == count_total_params(get_rung("ernie-nano")) == 18_148_560
+    assert e.num_non_embedding_params() == 5_026_776
 
 
 def test_ladder_shapes():
