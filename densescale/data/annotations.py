@@ -1,7 +1,11 @@
 """Annotation sets: generated (or human) query-positive pairs in BEIR layout next to a corpus.
 
 An annotation set folder holds ``queries.jsonl``, ``qrels/train.tsv`` and ``provenance.json``;
-the corpus is the dataset it was generated from (named in the provenance).
+the corpus is the dataset it was generated from (named in the provenance). An optional
+``positives.jsonl`` (``{"query_id", "doc_id", "text"}``) gives the positive *text* of a pair when
+it is not the whole corpus passage: the Inverse Cloze Task's positive is the passage without
+the query sentence. Training uses that text as the positive and still excludes ``doc_id`` from
+the sampled negatives.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ class AnnotationSet:
     pairs: list[Pair]
     provenance: dict = field(default_factory=dict)
     path: Path | None = None
+    positives: dict[str, str] | None = None  # query id -> positive text (positives.jsonl)
 
 
 def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
@@ -53,7 +58,29 @@ def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
                 pairs.append(Pair(cols[0], cols[1]))
     prov_path = path / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
-    return AnnotationSet(queries, pairs, prov, path)
+    return AnnotationSet(queries, pairs, prov, path, _read_positives(path / "positives.jsonl",
+                                                                     pairs))
+
+
+def _read_positives(path: Path, pairs: list[Pair]) -> dict[str, str] | None:
+    """positives.jsonl as {query id: text}; every pair must have one when the file exists."""
+    if not path.exists():
+        return None
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                out[str(rec["query_id"])] = str(rec["text"])
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise DataError(f"bad positive record: {e}", path, lineno) from None
+    missing = [p.query_id for p in pairs if p.query_id not in out]
+    if missing:
+        raise DataError(f"{len(missing)} pairs have no positive text (first: {missing[0]!r})",
+                        path)
+    return out
 
 
 def write_annotation_set(

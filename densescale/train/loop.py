@@ -41,9 +41,10 @@ class TrainData:
     def __init__(self, cfg: TrainConfig, ds, tokenizer, log=print):
         from densescale.data import read_annotation_set
 
+        pos_texts = None  # query id -> positive text, when it is not the corpus passage (ICT)
         if cfg.annotations:
             aset = read_annotation_set(cfg.annotations)
-            pairs, queries = aset.pairs, aset.queries
+            pairs, queries, pos_texts = aset.pairs, aset.queries, aset.positives
         else:
             pairs, queries = ds.pairs(cfg.split), ds.queries()
         if not pairs:
@@ -66,19 +67,33 @@ class TrainData:
         if pre is None:  # tokenise the whole corpus once when that is less work than per step
             pre = self.n_corpus <= max(cfg.steps * max(cfg.negatives, 1), len(set(self.pos_rows.tolist())))
         self.pretokenized = bool(pre)
+        self.positives: TokenStore | None = None  # own positive texts (ICT), pair -> row
+        if pos_texts is not None:
+            self.positives = TokenStore.from_texts(
+                tokenizer, [pos_texts[p.query_id] for p in pairs], self.max_len)
         if self.pretokenized:
             self.passages = TokenStore.from_texts(tokenizer, _all_texts(ds.corpus), self.max_len)
             self._pos_index = self.pos_rows  # store row == corpus row
-        else:
+        elif self.positives is None:
             uniq, inv = np.unique(self.pos_rows, return_inverse=True)
             self.passages = TokenStore.from_texts(tokenizer, ds.corpus.texts(uniq), self.max_len)
             self._pos_index = inv.astype(np.int64)  # pair -> store row
+        else:
+            self.passages = self.positives
+            self._pos_index = np.arange(len(pairs), dtype=np.int64)
         self.tokenize_s = time.perf_counter() - t0
         log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
             f"{self.tokenize_s:.1f}s (corpus {'pre-tokenised' if self.pretokenized else 'per step'})")
 
     def passage_store(self, pair_idx: np.ndarray, neg_rows: np.ndarray) -> TokenStore:
         """Token ids of the pairs' positives followed by the negative rows (B + M texts)."""
+        if self.positives is not None:
+            pos = self.positives.take(pair_idx)
+            if len(neg_rows) == 0:
+                return pos
+            neg = (self.passages.take(neg_rows) if self.pretokenized else TokenStore.from_texts(
+                self.tokenizer, self.corpus.texts(neg_rows), self.max_len))
+            return TokenStore.concat([pos, neg])
         if self.pretokenized:
             return self.passages.take(np.concatenate([self._pos_index[pair_idx], neg_rows]))
         pos = self.passages.take(self._pos_index[pair_idx])
