@@ -142,14 +142,17 @@ def search_run(
 
     k_search = k + 1 if exclude_self else k
     scores, hits = exact_search(q_emb, shards(), k_search)  # [Q, k'] each
+    hits_l, scores_l = hits.tolist(), scores.tolist()
+    uniq = np.unique(hits.numpy())
     ids = dataset.corpus.ids
+    id_of = {int(r): ids[int(r)] for r in uniq[uniq >= 0]}  # one id lookup per distinct hit
     run: dict[str, dict[str, float]] = {}
     for qi, qid in enumerate(qids):
         out: dict[str, float] = {}
-        for r, s in zip(hits[qi].tolist(), scores[qi].tolist()):
+        for r, s in zip(hits_l[qi], scores_l[qi]):
             if r < 0:
                 break
-            did = ids[r]
+            did = id_of[r]
             if exclude_self and did == qid:
                 continue
             if len(out) < k:
