@@ -67,7 +67,7 @@ def _texts_of(corpus) -> Iterator[list[str]]:
 
 
 def _corpus_key(corpus, vocab_size: int, lowercase: bool, max_docs: int | None) -> str:
-    h = hashlib.sha1(f"wordpiece-v1|{vocab_size}|{lowercase}|{max_docs}".encode())
+    h = hashlib.sha1(f"wordpiece-v2|{vocab_size}|{lowercase}|{max_docs}".encode())
     n = 0
     for batch in _texts_of(corpus):
         for t in batch:
@@ -107,6 +107,14 @@ def train_wordpiece(
                 return
 
     tok.train_from_iterator(limited(), trainer=trainer)
+    # The trainer learns the same token set every time but numbers it in hash-map order, which
+    # changes between processes; renumber canonically (special tokens, then sorted) so a given
+    # corpus always yields the same ids, hence the same initialisation and results.
+    learned = tok.get_vocab()
+    order = [t for t in SPECIAL_TOKENS if t in learned]
+    order += sorted(set(learned) - set(order))
+    tok.model = models.WordPiece({t: i for i, t in enumerate(order)}, unk_token="[UNK]",
+                                 max_input_chars_per_word=100)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",

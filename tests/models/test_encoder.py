@@ -78,3 +78,19 @@ def test_scratch_is_seeded():
     assert isinstance(a, BiEncoder)
     for (n, p), (_, q) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(p, q), n
+
+
+def test_corpus_tokenizer_ids_are_deterministic(scifact_path):
+    """Same corpus -> same token ids in fresh processes (the trainer numbers tokens in hash-map
+    order, which changes per process; densescale renumbers them canonically)."""
+    import subprocess
+    import sys
+
+    code = ("import json; from densescale.data import open_dataset;"
+            "from densescale.models.tokenizer import train_wordpiece;"
+            f"ds = open_dataset({str(scifact_path)!r});"
+            "texts = [t for _, t in ds.corpus.iter_batches(2000)];"
+            "print(json.dumps(train_wordpiece(iter(texts), 3000).get_vocab(), sort_keys=True))")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)}
+    assert len(runs) == 1
