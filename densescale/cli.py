@@ -21,7 +21,8 @@ import typer
 from densescale import __version__
 from densescale.errors import DenseScaleError
 
-STAGES = ["data", "models", "train", "evaluate", "laws", "budget", "annotate", "study", "report"]
+STAGES = ["data", "models", "train", "evaluate", "laws", "budget", "annotate", "study", "report",
+          "demo"]
 
 app = typer.Typer(
     name="densescale",
