@@ -22,7 +22,6 @@ from torch import nn
 from densescale.errors import ConfigError, DataError
 from densescale.models.ladder import (
     Rung,
-    count_non_embedding_params,
     resolve_rung,
     rung_from_dict,
 )
