@@ -96,7 +96,7 @@ def evaluate_model(
                          batch_size, seed, device, progress, on_shard=keep)
         if run_path is not None:
             write_trec_run(run_path, run)
-        row.update(compute_metrics(ds.qrels(split), run, metrics))
+        row.update(compute_metrics(ds.qrels(split), run, metrics, depth=k))
         row["seconds_ranking"] = time.perf_counter() - t1
         if kept_rows:
             rows = np.concatenate(kept_rows)

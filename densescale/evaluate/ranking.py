@@ -91,13 +91,27 @@ def parse_metrics(metrics: Sequence[str]) -> dict[str, Any]:
 
 
 def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-                    metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
-    """Aggregate metrics (mean over the qrels' queries) through ir_measures."""
+                    metrics: Sequence[str] = DEFAULT_METRICS,
+                    depth: int | None = None) -> dict[str, float]:
+    """Aggregate metrics (mean over the qrels' queries) through ir_measures.
+
+    A metric whose cutoff exceeds the search ``depth`` (e.g. R@1000 from a top-100 run over a
+    larger pool) is reported as NaN, not as the value at the shallower depth, with a warning.
+    """
+    import warnings
+
     import ir_measures
 
     measures = parse_metrics(metrics)
-    agg = ir_measures.calc_aggregate(list(set(measures.values())), qrels, run)
-    return {name: float(agg[m]) for name, m in measures.items()}
+    truncated = depth is not None and any(len(h) >= depth for h in run.values())
+    too_deep = {n for n, m in measures.items() if truncated and m.params.get("cutoff", 0) > depth}
+    if too_deep:
+        warnings.warn(f"{sorted(too_deep)} cut deeper than the search depth k={depth}: "
+                      "reported as NaN (raise k)", stacklevel=2)
+    agg = ir_measures.calc_aggregate(list({m for n, m in measures.items() if n not in too_deep}),
+                                     qrels, run) if len(too_deep) < len(measures) else {}
+    return {name: float("nan") if name in too_deep else float(agg[m])
+            for name, m in measures.items()}
 
 
 def write_trec_run(path: str | os.PathLike, run: dict[str, dict[str, float]],
@@ -204,7 +218,7 @@ def ranking_metrics(
                      batch_size, seed, device, progress)
     if run_path is not None:
         write_trec_run(run_path, run)
-    out = compute_metrics(ds.qrels(split), run, metrics)
+    out = compute_metrics(ds.qrels(split), run, metrics, depth=k)
     if progress:
         import sys
 

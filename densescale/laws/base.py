@@ -275,6 +275,12 @@ class BaseLaw:
         wres = self._weights(y, sigma)
         theta, cost, ok, lo, hi = self._fit_theta(LXc, y, wres)
         consts = self._to_constants(theta, center)
+        bad = [n for n, v in zip(self.constants, consts, strict=True) if not np.isfinite(v)]
+        if bad:
+            raise DenseScaleError(
+                f"{type(self).__name__}: degenerate fit, constant(s) {', '.join(bad)} not finite: "
+                "these points do not identify the law (with method='lsq' one very large value "
+                "can dominate; try method='huber', which fits log residuals, or more points)")
         for name, v in zip(self.constants, consts, strict=True):
             setattr(self, f"{name}_", float(v))
         self.theta_ = theta

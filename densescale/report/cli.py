@@ -18,13 +18,15 @@ def report(
     holdout: Optional[str] = typer.Option(None, help="'largest' or a file; default: the study's "
                                           "held-out marks."),
     metric: str = typer.Option("contrastive_entropy", help="Metric column to fit."),
+    method: str = typer.Option("lsq", help="lsq (the paper's least squares) or huber (Huber "
+                               "loss on log residuals; robust when the metric spans decades)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write a self-contained HTML report (figures inline) plus PNG/SVG figures and fit JSONs."""
     from densescale.report.report import argv_command, make_report
 
     summary = make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
-                          metric=metric, commands=[argv_command()])
+                          metric=metric, method=method, commands=[argv_command()])
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:

@@ -80,12 +80,13 @@ def _holdout_table(hd: dict[str, Any]) -> pd.DataFrame:
 
 
 def _fit_law(results: str, law: str, figs: Path, fits: Path, *, bootstrap: int, seed: int,
-             holdout: str | None, metric: str) -> tuple[dict[str, Any] | None, str | None]:
+             holdout: str | None, metric: str, method: str
+             ) -> tuple[dict[str, Any] | None, str | None]:
     from densescale.laws.cli import run_fit
 
     try:
-        doc = run_fit(results, law, metric=metric, holdout=holdout, bootstrap=bootstrap,
-                      seed=seed, out=fits / f"{law}.json", plot=figs)
+        doc = run_fit(results, law, metric=metric, method=method, holdout=holdout,
+                      bootstrap=bootstrap, seed=seed, out=fits / f"{law}.json", plot=figs)
         return doc, None
     except DenseScaleError as e:
         return None, str(e)
@@ -217,7 +218,7 @@ def _settings_section(results: str, runs: pd.DataFrame, commands: list[str]) -> 
 
 def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, seed: int = 0,
                 holdout: str | None = None, metric: str = "contrastive_entropy",
-                budgets: tuple[float, ...] = (1e4, 2e4, 5e4, 1.5e5),
+                method: str = "lsq", budgets: tuple[float, ...] = (1e4, 2e4, 5e4, 1.5e5),
                 inference_budgets: tuple[float, ...] = (1e6, 1e7),
                 title: str | None = None, commands: list[str] | None = None) -> dict[str, Any]:
     """Fit every law on a study's results and write ``<out>/index.html`` plus figures and fits.
@@ -230,6 +231,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         seed: bootstrap seed.
         holdout: None (use the study's held-out marks), "largest" or a file (see ``fit``).
         metric: the fitted metric column.
+        method: "lsq" (the paper's least squares) or "huber" (Huber loss on log residuals).
         budgets: budgets ($) optimised without inference cost.
         inference_budgets: budgets ($) optimised with inference cost.
         title: page title.
@@ -252,7 +254,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         raise DenseScaleError(f"{results}: no finished runs to report on")
 
     summary: dict[str, Any] = {"results": results, "out": str(out), "n_runs": int(len(done)),
-                               "laws": {}, "errors": {}}
+                               "method": method, "laws": {}, "errors": {}}
     sections: list[Section] = []
     cols = [c for c in RUN_COLUMNS if c in runs.columns]
     runs_sec = Section(f"Runs ({len(done)} finished of {len(runs)})")
@@ -261,7 +263,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         warnings.simplefilter("ignore")
         for law in ("model", "data", "joint", "annotations"):
             doc, err = _fit_law(results, law, figs, fits, bootstrap=bootstrap, seed=seed,
-                                holdout=holdout, metric=metric)
+                                holdout=holdout, metric=metric, method=method)
             sections.append(_law_section(law, doc, err))
             if doc is not None:
                 summary["laws"][law] = {k: doc[k] for k in ("fit", "holdout", "laws",
@@ -279,7 +281,9 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         title or "densescale scaling-law report",
         [runs_sec, *sections, corr_sec, budget_sec, _settings_section(results, runs, commands)],
         subtitle=f"Results: {results}. Contrastive entropy is lower-is-better "
-                 "(-log softmax of the positive against 256 sampled negatives).",
+                 "(-log softmax of the positive against 256 sampled negatives). Laws fitted by "
+                 + ("least squares (the paper's method)." if method == "lsq" else
+                    "Huber loss on log residuals from a grid of starts (Chinchilla approach 3)."),
     )
     atomic_write_text(out / "index.html", page)
     summary["html"] = str(out / "index.html")

@@ -44,12 +44,12 @@ def test_metrics_agree_with_pytrec_eval(ds, tmp_path):
         "nDCG@10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
         "RR@10": np.mean([v["recip_rank"] for v in rr.values()]),
         "R@100": np.mean([v["recall_100"] for v in per_q.values()]),
-        "R@1000": np.mean([v["recall_1000"] for v in per_q.values()]),
         "AP": np.mean([v["map"] for v in per_q.values()]),
     }
     assert 0.2 < ref["nDCG@10"] < 1.0  # not a degenerate fixture
     for name, value in ref.items():
         assert got[name] == pytest.approx(value, abs=1e-6), name
+    assert np.isnan(got["R@1000"])  # a top-100 run cannot give Recall@1000
     lines = (tmp_path / "run.trec").read_text().splitlines()
     assert len(lines) == 25 * 100
     first = lines[0].split()
@@ -107,3 +107,19 @@ def test_evaluate_model_encodes_corpus_once(ds):
     assert row["contrastive_entropy_stderr"] == pytest.approx(ce.stderr, abs=1e-6)
     assert row["nDCG@10"] == pytest.approx(
         ranking_metrics(HashBowEncoder(), ds, "test", k=50)["nDCG@10"], abs=1e-9)
+
+
+def test_metric_deeper_than_search_is_nan():
+    import math
+    import warnings
+
+    from densescale.evaluate.ranking import compute_metrics
+
+    qrels = {"q1": {"d1": 1}, "q2": {"d9": 1}}
+    run = {"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d3": 2.0, "d4": 1.0}}  # top-2 of a larger pool
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        out = compute_metrics(qrels, run, ["R@2", "R@1000"], depth=2)
+    assert out["R@2"] == 0.5 and math.isnan(out["R@1000"]) and w
+    exhaustive = compute_metrics(qrels, {"q1": {"d1": 1.0}, "q2": {}}, ["R@1000"], depth=2)
+    assert exhaustive["R@1000"] == 0.5  # the pool held fewer than k passages: nothing cut off
