@@ -181,3 +181,21 @@ def test_failed_point_is_retried_and_traceback_recorded(env, tmp_path):
                           "--max-retries", "0", "--json"], capture_output=True, text=True)
     assert out.returncode == 1 and json.loads(out.stdout)["counts"]["failed"] == 1
     assert Store(tmp_path / "out" / "results.db").rows()[0]["attempts"] == 3
+
+
+def test_report_and_fit_read_the_study(reference, tmp_path):
+    """The study's database feeds `report` and `fit` directly; laws with too few points are
+    named as not fitted (2 rungs x 2 sizes cannot identify any law)."""
+    from densescale.report import make_report
+
+    spec, _, df, _ = reference
+    s = make_report(spec, tmp_path / "rep", bootstrap=0)
+    html = (tmp_path / "rep" / "index.html").read_text()
+    assert s["n_runs"] == 4 and "Runs (4 finished of 4)" in html
+    assert set(s["errors"]) == {"model", "data", "joint", "annotations"}
+    assert all("at least" in e for e in s["errors"].values())  # names the minimum
+    for rung in df.rung:
+        assert rung in html
+    out = subprocess.run([sys.executable, "-m", "densescale", "fit", "--results", str(spec),
+                          "--law", "model"], capture_output=True, text=True)
+    assert out.returncode == 1 and "error:" in out.stderr and "at least" in out.stderr
