@@ -25,7 +25,8 @@ from pathlib import Path
 
 from densescale.annotate.base import Annotator, Item, Result
 from densescale.data import Dataset, Doc
-from densescale.errors import ConfigError, DataError
+from densescale.data.formats import read_positive_pairs
+from densescale.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,7 @@ def human_pairs(ds: Dataset, split_or_file: str) -> list[tuple[str, str]]:
     queries = ds.queries()
     path = Path(split_or_file)
     if path.is_file():
-        pairs = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                cols = line.rstrip("\n").split("\t")
-                if lineno == 1 and cols[0] == "query-id":
-                    continue
-                if len(cols) != 3:
-                    raise DataError(f"expected 3 columns, got {len(cols)}", path, lineno)
-                if int(cols[2]) > 0:
-                    pairs.append((cols[0], cols[1]))
+        pairs = [(p.query_id, p.doc_id) for p in read_positive_pairs(path)]
     else:
         pairs = [(p.query_id, p.doc_id) for p in ds.pairs(split_or_file)]
     pairs = [(q, d) for q, d in pairs if q in queries]

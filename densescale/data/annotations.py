@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from densescale.data.formats import Pair
+from densescale.data.formats import Pair, iter_records, parse_qrel
 from densescale.errors import DataError
 
 
@@ -45,17 +45,11 @@ def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
             except (json.JSONDecodeError, KeyError) as e:
                 raise DataError(f"bad query record: {e}", qpath, lineno) from None
     pairs: list[Pair] = []
-    with open(rpath, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            cols = line.rstrip("\n").split("\t")
-            if lineno == 1 and cols[0] == "query-id":
-                continue
-            if len(cols) != 3:
-                raise DataError(f"expected 3 tab-separated columns, got {len(cols)}", rpath, lineno)
-            if cols[0] not in queries:
-                raise DataError(f"qrel names unknown query {cols[0]!r}", rpath, lineno)
-            if int(cols[2]) > 0:
-                pairs.append(Pair(cols[0], cols[1]))
+    for lineno, (qid, did, score) in iter_records(rpath, parse_qrel, tsv=True):
+        if qid not in queries:
+            raise DataError(f"qrel names unknown query {qid!r}", rpath, lineno)
+        if score > 0:
+            pairs.append(Pair(qid, did))
     prov_path = path / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
     return AnnotationSet(queries, pairs, prov, path, _read_positives(path / "positives.jsonl",

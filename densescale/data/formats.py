@@ -197,3 +197,8 @@ def iter_records(path: str | Path, parse: Callable[[bytes, Path, int], tuple],
         if tsv and is_header(line, lineno):
             continue
         yield lineno, parse(line, path, lineno)
+
+
+def read_positive_pairs(path: str | Path) -> list[Pair]:
+    """Positive (score > 0) pairs of a qrels file in any supported layout, in file order."""
+    return [Pair(q, d) for _, (q, d, s) in iter_records(path, parse_qrel, tsv=True) if s > 0]
