@@ -12,6 +12,7 @@ unknown queries or documents, truncated gzip streams, missing files. All are cou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,21 +80,27 @@ class Report:
         return "\n".join(lines)
 
 
-def _scan(path: Path, parse, tsv: bool, report: Report, ids: set[str], what: str,
-          text_index: int) -> int:
-    """Parse every line of a corpus / queries file into ``ids``; returns the record count."""
-    n = 0
+def _data_lines(path: Path, tsv: bool, report: Report) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a file, header row skipped; a truncated or corrupt gzip is
+    reported and ends the file (nothing more can be read from it)."""
     lines = formats.iter_lines(path)
     while True:
         try:
             lineno, line = next(lines)
         except StopIteration:
-            break
-        except DataError as e:  # truncated / corrupt gzip: nothing more to read in this file
+            return
+        except DataError as e:
             report.add_error(e)
-            break
-        if tsv and formats.is_header(line, lineno):
-            continue
+            return
+        if not (tsv and formats.is_header(line, lineno)):
+            yield lineno, line
+
+
+def _scan(path: Path, parse, tsv: bool, report: Report, ids: set[str], what: str,
+          text_index: int) -> int:
+    """Parse every line of a corpus / queries file into ``ids``; returns the record count."""
+    n = 0
+    for lineno, line in _data_lines(path, tsv, report):
         try:
             rec = parse(line, path, lineno)
         except DataError as e:
@@ -115,17 +122,7 @@ def _scan_qrels(path: Path, report: Report, qids: set[str], dids: set[str]) -> d
     positive: set[str] = set()
     pos_docs: set[str] = set()
     n = 0
-    lines = formats.iter_lines(path)
-    while True:
-        try:
-            lineno, line = next(lines)
-        except StopIteration:
-            break
-        except DataError as e:
-            report.add_error(e)
-            break
-        if formats.is_header(line, lineno):
-            continue
+    for lineno, line in _data_lines(path, True, report):
         try:
             qid, did, score = formats.parse_qrel(line, path, lineno)
         except DataError as e:

@@ -78,9 +78,8 @@ class TrainData:
             uniq, inv = np.unique(self.pos_rows, return_inverse=True)
             self.passages = TokenStore.from_texts(tokenizer, ds.corpus.texts(uniq), self.max_len)
             self._pos_index = inv.astype(np.int64)  # pair -> store row
-        else:
+        else:  # positives come from self.positives, negatives are tokenised per step
             self.passages = self.positives
-            self._pos_index = np.arange(len(pairs), dtype=np.int64)
         self.tokenize_s = time.perf_counter() - t0
         log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
             f"{self.tokenize_s:.1f}s (corpus {'pre-tokenised' if self.pretokenized else 'per step'})")

@@ -35,14 +35,14 @@ def test_positive_texts_replace_corpus_passages(tmp_path, toy_dataset, minilm_di
                       passage_max_len=16, pretokenize_corpus=True)
     data = TrainData(cfg, ds, tok, log=lambda *_: None)
     store = data.passage_store(np.array([3, 5]), np.array([10, 11, 12]))  # 2 positives + 3 negs
-    want = TokenStore_ids(tok, ["context only 3", "context only 5"] + ds.corpus.texts([10, 11, 12]))
+    want = _token_ids(tok, ["context only 3", "context only 5"] + ds.corpus.texts([10, 11, 12]))
     got = [store.flat[store.offsets[i]:store.offsets[i + 1]].tolist() for i in range(len(store))]
     assert got == want
     # the source passage of each pair is still known, so it can be excluded from negatives
-    assert data.pos_rows.tolist() == list(range(8))[: len(data.pos_rows)]
+    assert data.pos_rows.tolist() == list(range(8))
 
 
-def TokenStore_ids(tok, texts):
+def _token_ids(tok, texts):
     return [tok(t, truncation=True, max_length=16)["input_ids"] for t in texts]
 
 
