@@ -22,6 +22,7 @@ from densescale.data.corpus import Corpus
 from densescale.data.formats import Pair
 from densescale.data.index import ensure_index
 from densescale.data.layouts import Layout, detect_layout
+from densescale.data.selection import SELECTION, Selection, make_selection
 from densescale.errors import DataError
 
 
@@ -36,6 +37,7 @@ class Dataset:
         self.corpus = Corpus.open(ensure_index(self.layout, progress=progress))
         self._queries: dict[str, str] | None = None
         self._qrels: dict[str, dict[str, dict[str, int]]] = {}
+        self._selection = None
 
     def __repr__(self) -> str:
         return (f"Dataset(name={self.name!r}, layout={self.layout.name!r}, "
@@ -58,6 +60,8 @@ class Dataset:
 
     def qrels(self, split: str) -> dict[str, dict[str, int]]:
         """Judgments of a split: query id -> {doc id: score}, in file order."""
+        if split == SELECTION and SELECTION not in self.layout.qrels:
+            return self.selection().qrels
         if split not in self._qrels:
             qpath = self.layout.qrels.get(split)
             if qpath is None:
@@ -72,6 +76,24 @@ class Dataset:
         """Positive (query, doc) pairs of a split (score > 0), in file order."""
         return [Pair(q, d) for q, docs in self.qrels(split).items()
                 for d, s in docs.items() if s > 0]
+
+    def selection(self) -> Selection:
+        """The selection queries (checkpoint choice, calibration), never the reported split:
+        the dev split when there is one beside test, else carved from train by passage or
+        article (:mod:`densescale.data.selection`). Also available as ``qrels("selection")``."""
+        if self._selection is None:
+            self._selection = make_selection(self)
+        return self._selection
+
+    def training_pairs(self, split: str = "train") -> list[Pair]:
+        """Positive pairs of ``split`` usable for training: when the selection queries were
+        carved from this split, without them and without any pair whose passage (or article)
+        they hold out."""
+        pairs = self.pairs(split)
+        if SELECTION in self.layout.qrels or split not in self.splits():
+            return pairs
+        sel = self.selection()
+        return sel.keep_training(pairs) if sel.source == split else pairs
 
     def subsets(self, split: str, sizes: list[int], seed: int) -> dict[int, list[Pair]]:
         """Nested training subsets of this split's pairs (see ``subsets.nested_subsets``)."""
