@@ -21,3 +21,14 @@ class DataError(DenseScaleError):
 
 class ConfigError(DenseScaleError):
     """An invalid configuration value (names the key)."""
+
+
+class TrainingDiverged(DenseScaleError):
+    """Training produced a non-finite loss or contrastive entropy (NaN or inf).
+
+    A study records such a point as failed, never as done.
+    """
+
+    def __init__(self, message: str, step: int | None = None):
+        self.step = step
+        super().__init__(message if step is None else f"step {step}: {message}")
