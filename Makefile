@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SHARED := $(abspath ../shared/datasets)
 export DENSESCALE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,9 @@ venv: $(BIN)/.installed
 
 demo: venv
 	$(BIN)/densescale demo
+
+lint: venv
+	$(BIN)/ruff check densescale tests bench
 
 test: venv
 	$(BIN)/python -m pytest -q tests
