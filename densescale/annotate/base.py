@@ -24,7 +24,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -312,7 +312,7 @@ def _write_set(annotator: Annotator, ds: Dataset, items: Sequence[Item], records
         "source": {"dataset": ds.name, "path": str(ds.path.resolve()),
                    "split": args.get("split"), "selection": args.get("selection")},
         "densescale_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(),
+        "created": datetime.now(UTC).isoformat(),
     }
     provenance.update(annotator.extra_provenance(ordered))
     side = {"failures.jsonl": failures}

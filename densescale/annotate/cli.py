@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -35,8 +34,8 @@ _JSON = typer.Option(False, "--json", help="Print one JSON summary on stdout.")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
 
 
-def _select(data: str, split: str, passages: Optional[int], seed: int, unique: bool,
-            limit: Optional[int]):
+def _select(data: str, split: str, passages: int | None, seed: int, unique: bool,
+            limit: int | None):
     from densescale.annotate.base import select_items
     from densescale.data import open_dataset
 
@@ -64,8 +63,8 @@ def _report(prov: dict, out: Path, as_json: bool) -> None:
 
 
 def ict(
-    data: str = _DATA, out: Path = _OUT, split: str = _SPLIT, limit: Optional[int] = _LIMIT,
-    passages: Optional[int] = _PASSAGES, seed: int = _SEED, unique_passages: bool = _UNIQUE,
+    data: str = _DATA, out: Path = _OUT, split: str = _SPLIT, limit: int | None = _LIMIT,
+    passages: int | None = _PASSAGES, seed: int = _SEED, unique_passages: bool = _UNIQUE,
     use_title: bool = typer.Option(False, "--use-title", help="Split 'title. text'."),
     as_json: bool = _JSON, progress: bool = _PROGRESS,
 ) -> None:
@@ -83,15 +82,15 @@ def ict(
 def doc2query(
     data: str = _DATA, out: Path = _OUT,
     model: str = typer.Option(..., "--model", help="Seq2seq model path or (offline) hub id."),
-    split: str = _SPLIT, limit: Optional[int] = _LIMIT, passages: Optional[int] = _PASSAGES,
+    split: str = _SPLIT, limit: int | None = _LIMIT, passages: int | None = _PASSAGES,
     seed: int = _SEED, unique_passages: bool = _UNIQUE,
     num_queries: int = typer.Option(1, "--num-queries", help="Queries per passage."),
     top_k: int = typer.Option(10, "--top-k", help="Top-k sampling (10 as docTTTTTquery)."),
     max_input_len: int = typer.Option(512, "--max-input-len", help="Passage tokens."),
     max_query_len: int = typer.Option(64, "--max-query-len", help="Generated tokens."),
     batch_size: int = typer.Option(32, "--batch-size"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
-    train_from: Optional[str] = typer.Option(
+    device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
+    train_from: str | None = typer.Option(
         None, "--train-from", help="Fine-tune first on this qrels split name or qrels TSV file."),
     train_steps: int = typer.Option(1000, "--train-steps"),
     train_batch_size: int = typer.Option(16, "--train-batch-size"),
@@ -137,12 +136,12 @@ def llm(
     data: str = _DATA, out: Path = _OUT,
     model: str = typer.Option(..., "--model", help="Model name (openai) or path (hf)."),
     backend: str = typer.Option("openai", "--backend", help="openai (HTTP endpoint) or hf."),
-    endpoint: Optional[str] = typer.Option(
+    endpoint: str | None = typer.Option(
         None, "--endpoint", help="OpenAI-compatible base URL, e.g. http://localhost:8000/v1"),
     api_key_env: str = typer.Option("OPENAI_API_KEY", "--api-key-env",
                                     help="Environment variable holding the API key."),
-    prompt: Optional[Path] = typer.Option(None, "--prompt", help="Prompt template file."),
-    split: str = _SPLIT, limit: Optional[int] = _LIMIT, passages: Optional[int] = _PASSAGES,
+    prompt: Path | None = typer.Option(None, "--prompt", help="Prompt template file."),
+    split: str = _SPLIT, limit: int | None = _LIMIT, passages: int | None = _PASSAGES,
     seed: int = _SEED, unique_passages: bool = _UNIQUE,
     output_format: str = typer.Option("json", "--output-format", help="json or text."),
     concurrency: int = typer.Option(8, "--concurrency", help="Requests in flight."),
@@ -158,7 +157,7 @@ def llm(
     price_in: float = typer.Option(0.0, "--price-in", help="Price per 1M prompt tokens."),
     price_out: float = typer.Option(0.0, "--price-out", help="Price per 1M completion tokens."),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per batch (hf backend)."),
-    device: Optional[str] = typer.Option(None, "--device", help="hf backend device."),
+    device: str | None = typer.Option(None, "--device", help="hf backend device."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="On resume, retry items recorded as failures."),
     as_json: bool = _JSON, progress: bool = _PROGRESS,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from densescale.errors import ConfigError, DataError
@@ -58,7 +58,7 @@ class Journal:
         self._f = open(self.path, "a", encoding="utf-8")
         if not self.resumed:
             header = {"type": "header", "args_hash": self.hash, "method": method, "args": args,
-                      "created": datetime.now(timezone.utc).isoformat()}
+                      "created": datetime.now(UTC).isoformat()}
             self._write(header)
             self.sync()
 

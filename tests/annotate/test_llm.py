@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_openai_server import FakeOpenAI
 
 from densescale.annotate.llm import InvalidResponse, parse_query
 from densescale.cli import app
 from densescale.data import read_annotation_set
 from densescale.errors import ConfigError, DenseScaleError
-from fake_openai_server import FakeOpenAI
 
 KEY = "sk-densescale-FAKE-9f8e7d6c5b4a"
 REPO = Path(__file__).resolve().parents[2]
