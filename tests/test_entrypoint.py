@@ -1,12 +1,64 @@
+"""The root CLI: version/help without heavy imports, the lazy command table, the error path."""
+
+from __future__ import annotations
+
 import subprocess
 import sys
 
+import pytest
 
-def test_help_and_version():
-    out = subprocess.run([sys.executable, "-m", "densescale", "--help"], capture_output=True,
-                         text=True, check=True).stdout
-    assert "densescale" in out
-    v = subprocess.run([sys.executable, "-m", "densescale", "--version"], capture_output=True,
-                       text=True, check=True).stdout.strip()
-    from densescale import __version__
-    assert v == __version__
+from densescale import __version__
+from densescale.cli import COMMANDS, STAGES, load_stage, main, os_error_message
+
+HEAVY = ("torch", "pandas", "scipy", "sklearn", "matplotlib", "sqlalchemy", "transformers")
+
+
+def _imported(args: list[str]) -> tuple[str, set[str]]:
+    """stdout of ``python -X importtime -m densescale ARGS`` and the top-level modules imported."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "densescale", *args],
+                       capture_output=True, text=True, check=True)
+    mods = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+            for line in r.stderr.splitlines() if line.startswith("import time:")}
+    return r.stdout, mods
+
+
+def test_help_and_version_import_no_heavy_module():
+    out, mods = _imported(["--version"])
+    assert out.strip() == __version__
+    assert "typer" in mods  # the importtime parse works
+    assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
+    out, mods = _imported(["--help"])
+    for name in COMMANDS:
+        assert f" {name} " in out
+    assert not mods & set(HEAVY), sorted(mods & set(HEAVY))
+
+
+def test_command_table_matches_the_stages():
+    registered = {name: stage for stage in STAGES for name in load_stage(stage)}
+    assert registered == {name: stage for name, (stage, _) in COMMANDS.items()}
+
+
+def test_unknown_command_suggests_close_name():
+    r = subprocess.run([sys.executable, "-m", "densescale", "evl"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2
+    assert "Did you mean 'eval'" in r.stderr
+
+
+def test_os_error_message_names_the_paths():
+    assert os_error_message(PermissionError(13, "Permission denied", "/x/y")) == \
+        "/x/y: Permission denied"
+    e = OSError(39, "Directory not empty", "/a.tmp", None, "/a")
+    assert os_error_message(e) == "/a.tmp -> /a: Directory not empty"
+
+
+def test_missing_input_file_is_one_line_error_and_debug_shows_traceback(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    with pytest.raises(SystemExit) as ex:
+        main(["data", "validate", str(missing)])
+    err = capsys.readouterr().err
+    assert ex.value.code == 1
+    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
+    r = subprocess.run([sys.executable, "-m", "densescale", "--debug", "data", "validate",
+                        str(missing)], capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" in r.stderr
