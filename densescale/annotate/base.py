@@ -6,11 +6,12 @@ writes a standard annotation set (``densescale.data.write_annotation_set``): ``q
 silently dropped), ``journal.jsonl`` (when the generator is journaled) and, for ICT,
 ``positives.jsonl``.
 
-Passage selection (Fang et al., SIGIR 2024, §5): by default one item per human-labelled positive
-*pair* of ``--split`` in file order, so the generated set has the same number of annotations D as
-the human set (a SQuAD paragraph with 5 questions gets 5 items and 5 different generated queries);
-``unique_passages`` keeps the first occurrence of each passage only; ``passages=N`` draws a seeded
-random sample of N corpus passages instead (the paper's docT5query run used 500,000).
+Passage selection (Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 5): by default
+one item per human-labelled positive *pair* of ``--split`` in file order, so the generated set has
+the same number of annotations D as the human set (a SQuAD paragraph with 5 questions gets 5 items
+and 5 different generated queries); ``unique_passages`` keeps the first occurrence of each passage
+only; ``passages=N`` draws a seeded random sample of N corpus passages instead (the paper's
+docT5query run used 500,000).
 
 Query ids are stable: ``f"{method}-{doc_id}-{k}"`` with ``k = occurrence * n + j`` for the j-th of
 the n queries of the passage's ``occurrence``-th item (a failed item leaves a gap, never a shift).

@@ -1,4 +1,6 @@
-"""``densescale annotate ict|doc2query|llm``: generated annotation sets (Fang et al. §5).
+"""``densescale annotate ict|doc2query|llm``: generated annotation sets.
+
+The generators of Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 5.
 
     densescale annotate ict --data scifact --out runs/ann/scifact-ict --seed 0
     densescale annotate doc2query --data scifact --out runs/ann/scifact-d2q --model PATH \

@@ -1,11 +1,11 @@
 """doc2query / docT5query: a seq2seq model writes queries for a passage (Nogueira et al., 2019).
 
 Generation uses top-k sampling with k = 10, as docTTTTTquery does; ``num_queries`` samples per
-passage (``num_return_sequences``). The paper (Fang et al., SIGIR 2024, §5) used the public
-docT5query predictions of a T5-base model trained on MS MARCO, run on 500,000 randomly sampled
-passages (``--passages 500000``). ``--train-from`` first fine-tunes a seq2seq model on human
-(passage -> query) pairs with AdamW (how docT5query itself was made), saves it to
-``out/generator/`` and generates with it.
+passage (``num_return_sequences``). The paper (Fang et al., Scaling Laws for Dense Retrieval, SIGIR
+2024, Section 5) used the public docT5query predictions of a T5-base model trained on MS MARCO, run
+on 500,000 randomly sampled passages (``--passages 500000``). ``--train-from`` first fine-tunes a
+seq2seq model on human (passage -> query) pairs with AdamW (how docT5query itself was made), saves
+it to ``out/generator/`` and generates with it.
 
     densescale annotate doc2query --data squad_v11 --out runs/ann/squad-d2q \
         --model castorini/doc2query-t5-base-msmarco --passages 20000 --seed 0

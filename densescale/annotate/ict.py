@@ -1,7 +1,8 @@
 """Inverse Cloze Task (ICT) pseudo-queries, following the rule of Fang et al.'s released code.
 
 ICT (Lee et al., ACL 2019) treats a sentence of a passage as a query and its context as the
-positive. The rule of the scaling-law paper's ``utils.py`` (Fang et al., SIGIR 2024, §5):
+positive. The rule of the scaling-law paper's ``utils.py`` (Fang et al., Scaling Laws for Dense
+Retrieval, SIGIR 2024, Section 5):
 
 1. split the passage text into sentences and keep those of at least 3 words;
 2. fewer than 2 kept sentences: query = the first 20 words, positive = the last 20 words;

@@ -1,4 +1,5 @@
-"""Nested training subsets by number of annotated pairs D (Fang et al., SIGIR 2024, Sec. 3).
+"""Nested training subsets by number of annotated pairs D (Fang et al., Scaling Laws for Dense
+Retrieval, SIGIR 2024, Section 3).
 
 The paper varies the annotation budget by shuffling the query-positive pairs once and keeping the
 first D, so every smaller subset is contained in every larger one and a seed fixes them all.
