@@ -87,24 +87,24 @@ def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=Fa
                          query_max_len=cfg["query_max_len"], passage_max_len=cfg["passage_max_len"],
                          lr=1e-3, eval_split=None, seed=seed, out=out, progress_every=1,
                          train_size=cfg["train_size"], bf16=bf16)
-        from densescale.train import loop
+        from densescale.train import step as train_step
 
         times: list[float] = []
         cpu: list[float] = []
-        orig = loop.contrastive_loss
+        orig = train_step.contrastive_loss
 
         def timed_loss(*a, **kw):  # timestamp every step (the loss is computed once per step)
             times.append(time.perf_counter())
             cpu.append(time.process_time())
             return orig(*a, **kw)
 
-        loop.contrastive_loss = timed_loss
+        train_step.contrastive_loss = timed_loss
         try:
             t_all = time.perf_counter()
             s = train(tc, progress=False)
             t_all = time.perf_counter() - t_all
         finally:
-            loop.contrastive_loss = orig
+            train_step.contrastive_loss = orig
     # step k's loss is computed after its forward: the interval between the loss of step
     # `warmup` and of the last step covers steps - 1 whole steps (backward, optimiser, next batch)
     n = len(times) - 1 - warmup
@@ -136,7 +136,7 @@ def main() -> None:
     from densescale.models import build_model
     from densescale.models.tokenizer import corpus_tokenizer
     from densescale.train.config import TrainConfig
-    from densescale.train.loop import _subset
+    from densescale.train.data import subset_pairs
 
     ds = open_dataset(args.data)
     tok = corpus_tokenizer(ds.corpus, vocab_size=args.vocab_size)
@@ -145,7 +145,7 @@ def main() -> None:
     cfg = {"batch": args.batch, "negatives": args.negatives, "query_max_len": args.query_max_len,
            "passage_max_len": args.passage_max_len, "train_size": args.train_size}
     seed = 521
-    pairs = _subset(ds.pairs("train"), args.train_size, seed)
+    pairs = subset_pairs(ds.pairs("train"), args.train_size, seed)
     queries = ds.queries()
     q_texts = [queries[p.query_id] for p in pairs]
     p_rows = ds.corpus.rows_of([p.doc_id for p in pairs]).tolist()

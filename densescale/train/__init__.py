@@ -13,8 +13,9 @@ from densescale.train.config import TrainConfig
 if TYPE_CHECKING:
     from densescale.train.loop import train
     from densescale.train.loss import ContrastiveLoss, contrastive_loss
+    from densescale.train.summary import TrainSummary
 
-__all__ = ["ContrastiveLoss", "TrainConfig", "contrastive_loss", "train"]
+__all__ = ["ContrastiveLoss", "TrainConfig", "TrainSummary", "contrastive_loss", "train"]
 
 
 def __getattr__(name: str):
@@ -26,4 +27,8 @@ def __getattr__(name: str):
         from densescale.train import loss
 
         return getattr(loss, name)
+    if name == "TrainSummary":
+        from densescale.train.summary import TrainSummary
+
+        return TrainSummary
     raise AttributeError(f"module 'densescale.train' has no attribute {name!r}")

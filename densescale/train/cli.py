@@ -4,8 +4,10 @@
         --steps 500 --out runs/tiny [--json]
     densescale train --out runs/tiny --resume          # continue a killed run (saved config)
 
-Flags are generated from TrainConfig, so the CLI and the config cannot drift apart; a flag left
-out keeps the value of --config FILE, of the run being resumed, or TrainConfig's default.
+Flags are generated from TrainConfig, so the CLI and the config cannot drift apart: the help text
+is each field's ``description``, followed by its default and, for a fixed set of values, the
+choices. A flag left out keeps the value of --config FILE, of the run being resumed, or
+TrainConfig's default.
 """
 
 from __future__ import annotations
@@ -13,23 +15,15 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from densescale.errors import ConfigError
 from densescale.train.config import TrainConfig
-
-
-def _field_help() -> dict[str, str]:
-    """Each field's trailing comment in config.py (the single source of the help text)."""
-    src = inspect.getsource(TrainConfig)
-    return {m.group(1): m.group(2).strip()
-            for m in re.finditer(r"^\s{4}(\w+): [^=\n]+= [^#\n]+#\s*(.+)$", src, re.M)}
 
 
 def _cli_type(annotation: Any) -> type:
@@ -43,31 +37,54 @@ def _cli_type(annotation: Any) -> type:
     return annotation if annotation in (int, float, bool, str) else str
 
 
+def _choices(annotation: Any) -> list[str]:
+    """The allowed values of a Literal field (also inside Optional), else []."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [c for a in typing.get_args(annotation) for c in _choices(a)]
+    return []
+
+
+def field_help(field: Any) -> tuple[str, str]:
+    """(help text, default shown) of one TrainConfig field: description (choices: ...)."""
+    text = field.description or ""
+    if choices := _choices(field.annotation):
+        text += f" (choices: {', '.join(choices)})"
+    default = field.get_default(call_default_factory=True)
+    return text, "none" if default is None else str(default)
+
+
+def _option(name: str, field: Any) -> inspect.Parameter:
+    t = _cli_type(field.annotation)
+    flag = "--" + name.replace("_", "-")
+    decls = [f"{flag}/--no-{flag[2:]}"] if t is bool else [flag]
+    help_, default = field_help(field)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=t | None,
+                             default=typer.Option(None, *decls, help=help_, show_default=default))
+
+
 def _build_command():
-    helps = _field_help()
+    kw_only = inspect.Parameter.KEYWORD_ONLY
     params = [
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
-                          default=typer.Option(None, "--config", help="JSON/YAML file of settings.")),
-        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, "--resume", help="Continue from OUT/checkpoint "
-                                               "(uses OUT/config.json; flags given override runtime settings).")),
-        inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, "--json", help="Print the run summary as JSON.")),
-        inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                          default=typer.Option(False, "--quiet", help="No progress bar.")),
+        inspect.Parameter("config", kw_only, annotation=Path | None, default=typer.Option(
+            None, "--config", help="JSON/YAML file of settings.")),
+        inspect.Parameter("resume", kw_only, annotation=bool, default=typer.Option(
+            False, "--resume", help="Continue from OUT/checkpoint (uses OUT/config.json; flags "
+            "given override runtime settings).")),
+        inspect.Parameter("as_json", kw_only, annotation=bool, default=typer.Option(
+            False, "--json", help="Print the run summary as JSON.")),
+        inspect.Parameter("quiet", kw_only, annotation=bool, default=typer.Option(
+            False, "--quiet", help="No progress bar.")),
     ]
-    defaults = TrainConfig()
     for name, field in TrainConfig.model_fields.items():
-        t = _cli_type(field.annotation)
-        flag = "--" + name.replace("_", "-")
-        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if t is bool else [flag]
-        help_ = f"{helps.get(name, '')} [default: {getattr(defaults, name)}]"
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[t],
-                                        default=typer.Option(None, *decls, help=help_, show_default=False)))
+        params.append(_option(name, field))
 
     def train_cmd(**kw: Any) -> None:
-        """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last}, OUT/summary.json."""
-        config, resume, as_json, quiet = (kw.pop(k) for k in ("config", "resume", "as_json", "quiet"))
+        """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last},
+        OUT/summary.json."""
+        config, resume, as_json, quiet = (kw.pop(k) for k in ("config", "resume", "as_json",
+                                                              "quiet"))
         given = {k: (None if isinstance(v, str) and v.lower() == "none" else v)
                  for k, v in kw.items() if v is not None}  # "none" clears an optional setting
         base: dict[str, Any] = {}
@@ -82,17 +99,17 @@ def _build_command():
         cfg = TrainConfig.make(**{**base, **given})
         from densescale.train.loop import train
 
-        summary = train(cfg, resume=resume, progress=not quiet)
+        summary = train(cfg, resume=resume, progress=not quiet).to_dict()
         if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
             return
         if as_json:
             typer.echo(json.dumps(summary, indent=2, default=str))
-        else:
-            best = summary["best_contrastive_entropy"]
-            typer.echo(f"{summary['rung']}: N={summary['n_params']:,} D={summary['d']:,} "
-                       f"steps={summary['steps_done']} pairs/s={summary['pairs_per_s'] or 0:.1f} "
-                       f"best CE={best if best is None else round(best, 4)} @ {summary['best_step']} "
-                       f"-> {cfg.out}")
+            return
+        best = summary["best_contrastive_entropy"]
+        typer.echo(f"{summary['rung']}: N={summary['n_params']:,} D={summary['d']:,} "
+                   f"steps={summary['steps_done']} pairs/s={summary['pairs_per_s'] or 0:.1f} "
+                   f"best CE={best if best is None else round(best, 4)} @ {summary['best_step']} "
+                   f"-> {cfg.out}")
 
     train_cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return train_cmd

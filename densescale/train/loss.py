@@ -30,8 +30,8 @@ def contrastive_loss(
     if inbatch:
         s = q @ p.T  # [B, B]; diagonal = positives
         if pos_ids is not None:
-            dup = (pos_ids[:, None] == pos_ids[None, :]) & ~torch.eye(len(q), dtype=torch.bool,
-                                                                         device=q.device)
+            eye = torch.eye(len(q), dtype=torch.bool, device=q.device)
+            dup = (pos_ids[:, None] == pos_ids[None, :]) & ~eye
             s = s.masked_fill(dup, float("-inf"))
         parts.append(s)
     else:
@@ -56,5 +56,34 @@ class ContrastiveLoss(nn.Module):
         self.inbatch = inbatch
 
     def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None,
-                neg_mask: torch.Tensor | None = None, pos_ids: torch.Tensor | None = None) -> torch.Tensor:
+                neg_mask: torch.Tensor | None = None,
+                pos_ids: torch.Tensor | None = None) -> torch.Tensor:
         return contrastive_loss(q, p, n, neg_mask, self.inbatch, pos_ids, self.temperature)
+
+
+def inbatch_global_loss(
+    q: torch.Tensor,  # [b, d] this rank's query embeddings
+    p_all: torch.Tensor,  # [B, d] every rank's positives (all-gathered, rank order)
+    n: torch.Tensor | None,  # [M, d] negatives shared by the batch (all-gathered)
+    neg_mask: torch.Tensor | None,  # [b, M] bool, True = not a negative for that query
+    pos_ids: torch.Tensor,  # [B] document id of every positive of the global batch
+    rank: int,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """In-batch loss under DDP: every device's positives are candidates (targets offset by rank).
+
+    Equals ``contrastive_loss(..., inbatch=True)`` on the global batch, restricted to this rank's
+    queries; duplicates of a query's own positive are masked out.
+    """
+    b = len(q)
+    q = q.float()
+    s = q @ p_all.float().T  # [b, B]
+    target = torch.arange(b, device=q.device) + rank * b
+    mine = pos_ids[rank * b:(rank + 1) * b]
+    dup = mine[:, None] == pos_ids[None, :]  # [b, B]
+    dup[torch.arange(b, device=q.device), target] = False
+    parts = [s.masked_fill(dup, float("-inf"))]
+    if n is not None and len(n):
+        s_neg = q @ n.float().T  # [b, M]
+        parts.append(s_neg.masked_fill(neg_mask, float("-inf")) if neg_mask is not None else s_neg)
+    return F.cross_entropy(torch.cat(parts, 1) / temperature, target)

@@ -47,7 +47,8 @@ class BatchOrder:
         return out
 
 
-def random_negatives(n_corpus: int, k: int, exclude: np.ndarray, seed: int, step: int) -> np.ndarray:
+def random_negatives(n_corpus: int, k: int, exclude: np.ndarray, seed: int,
+                     step: int) -> np.ndarray:
     """k distinct corpus rows not in ``exclude``, drawn for ``step`` (the paper's per-step draw)."""
     if k == 0:
         return np.empty(0, np.int64)

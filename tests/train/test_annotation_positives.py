@@ -11,7 +11,7 @@ from densescale.data import Pair, open_dataset, read_annotation_set, write_annot
 from densescale.errors import DataError
 from densescale.models.tokenizer import load_tokenizer
 from densescale.train import TrainConfig
-from densescale.train.loop import TrainData
+from densescale.train.data import TrainData
 
 
 def _ict_set(tmp_path, toy_dataset, with_positives=True, drop_one=False):

@@ -21,7 +21,8 @@ def _cfg(data, out, **kw):
 
 def _weights(folder):
     w = load_file(str(folder / "0_Transformer" / "model.safetensors"))
-    w.update({f"proj.{k}": v for k, v in load_file(str(folder / "2_Dense" / "model.safetensors")).items()})
+    dense = load_file(str(folder / "2_Dense" / "model.safetensors"))
+    w.update({f"proj.{k}": v for k, v in dense.items()})
     return w
 
 

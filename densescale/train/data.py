@@ -1,0 +1,127 @@
+"""Training data: the (query, positive) pairs of a run as corpus rows, pre-tokenised.
+
+    data = TrainData(cfg, ds, model.tokenizer)
+    data.queries.batch(idx)                       # query tokens of pairs idx
+    data.passage_store(idx, neg_rows)             # positives of idx, then the negative rows
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from densescale.data.subsets import nested_subsets
+from densescale.errors import ConfigError, DataError
+from densescale.train.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from densescale.data.formats import Pair
+    from densescale.train.config import TrainConfig
+
+
+def subset_pairs(pairs: list[Pair], size: int | None, seed: int) -> list[Pair]:
+    """The first ``size`` pairs of a seeded order (nested: a smaller D is a prefix of a larger).
+
+    Raises:
+        ConfigError: ``size`` exceeds the available pairs.
+    """
+    if size is not None and size > len(pairs):
+        raise ConfigError(f"train_size {size} > {len(pairs)} available pairs")
+    if size is None or size == len(pairs):
+        return list(pairs)  # all of them, in file order
+    return list(nested_subsets(pairs, [size], seed)[size])
+
+
+class TrainData:
+    """Pairs (as corpus rows), their tokenised queries, and tokenised passages.
+
+    Attributes:
+        pairs: the D training pairs. pos_rows: corpus row of each pair's positive [D].
+        qids: query id of each pair. queries: TokenStore of the queries, one per pair.
+        passages: TokenStore of the corpus (pre-tokenised) or of the distinct positives.
+        positives: TokenStore of each pair's own positive text (ICT annotation sets), or None.
+        tokenize_s: seconds spent tokenising.
+    """
+
+    def __init__(self, cfg: TrainConfig, ds: Any, tokenizer: Any,
+                 log: Callable[[str], None] = print):
+        from densescale.data import read_annotation_set
+
+        pos_texts = None  # query id -> positive text, when it is not the corpus passage (ICT)
+        if cfg.annotations:
+            aset = read_annotation_set(cfg.annotations)
+            pairs, queries, pos_texts = aset.pairs, aset.queries, aset.positives
+        else:
+            pairs, queries = ds.pairs(cfg.split), ds.queries()
+        where = cfg.annotations or ds.path
+        if not pairs:
+            raise DataError(f"no positive pairs in split {cfg.split!r}", where)
+        seed = cfg.seed if cfg.subset_seed is None else cfg.subset_seed
+        pairs = subset_pairs(pairs, cfg.train_size, seed)
+        try:
+            q_texts = [queries[p.query_id] for p in pairs]
+        except KeyError as e:
+            raise DataError(f"pair names unknown query {e.args[0]!r}", where) from None
+        self.pairs = pairs
+        self.pos_rows = ds.corpus.rows_of([p.doc_id for p in pairs])  # [D]
+        self.qids = [p.query_id for p in pairs]
+        self.corpus = ds.corpus
+        self.n_corpus = len(ds.corpus)
+        self.tokenizer = tokenizer
+        self.max_len = cfg.passage_max_len
+        t0 = time.perf_counter()
+        self.queries = TokenStore.from_texts(tokenizer, q_texts, cfg.query_max_len)  # per pair
+        pre = cfg.pretokenize_corpus
+        if pre is None:  # tokenise the whole corpus once when that is less work than per step
+            per_step = cfg.steps * max(cfg.negatives, 1)
+            pre = self.n_corpus <= max(per_step, len(set(self.pos_rows.tolist())))
+        self.pretokenized = bool(pre)
+        self.positives: TokenStore | None = None  # own positive texts (ICT), pair -> row
+        if pos_texts is not None:
+            self.positives = TokenStore.from_texts(
+                tokenizer, [pos_texts[p.query_id] for p in pairs], self.max_len)
+        if self.pretokenized:
+            self.passages = TokenStore.from_texts(tokenizer, _all_texts(ds.corpus), self.max_len)
+            self._pos_index = self.pos_rows  # store row == corpus row
+        elif self.positives is None:
+            uniq, inv = np.unique(self.pos_rows, return_inverse=True)
+            self.passages = TokenStore.from_texts(tokenizer, ds.corpus.texts(uniq), self.max_len)
+            self._pos_index = inv.astype(np.int64)  # pair -> store row
+        else:  # positives come from self.positives, negatives are tokenised per step
+            self.passages = self.positives
+        self.tokenize_s = time.perf_counter() - t0
+        how = "pre-tokenised" if self.pretokenized else "per step"
+        log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
+            f"{self.tokenize_s:.1f}s (corpus {how})")
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def passage_store(self, pair_idx: np.ndarray, neg_rows: np.ndarray) -> TokenStore:
+        """Token ids of the pairs' positives followed by the negative rows (B + M texts)."""
+        if self.positives is not None:
+            pos = self.positives.take(pair_idx)
+            if len(neg_rows) == 0:
+                return pos
+            return TokenStore.concat([pos, self._negative_tokens(neg_rows)])
+        if self.pretokenized:
+            return self.passages.take(np.concatenate([self._pos_index[pair_idx], neg_rows]))
+        pos = self.passages.take(self._pos_index[pair_idx])
+        if len(neg_rows) == 0:
+            return pos
+        return TokenStore.concat([pos, self._negative_tokens(neg_rows)])
+
+    def _negative_tokens(self, rows: np.ndarray) -> TokenStore:
+        if self.pretokenized:
+            return self.passages.take(rows)
+        return TokenStore.from_texts(self.tokenizer, self.corpus.texts(rows), self.max_len)
+
+
+def _all_texts(corpus: Any) -> list[str]:
+    out: list[str] = []
+    for _, texts in corpus.iter_batches(50_000):
+        out.extend(texts)
+    return out
