@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from densescale.data.formats import Pair, iter_records, parse_qrel
+from densescale.data.formats import Pair, iter_records, parse_jsonl_query, parse_qrel
 from densescale.errors import DataError
 
 
@@ -34,16 +34,7 @@ def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
     for p in (qpath, rpath):
         if not p.exists():
             raise DataError("missing file of annotation set", p)
-    queries: dict[str, str] = {}
-    with open(qpath, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                queries[str(rec["_id"])] = str(rec["text"])
-            except (json.JSONDecodeError, KeyError) as e:
-                raise DataError(f"bad query record: {e}", qpath, lineno) from None
+    queries = {qid: text for _, (qid, text) in iter_records(qpath, parse_jsonl_query, tsv=False)}
     pairs: list[Pair] = []
     for lineno, (qid, did, score) in iter_records(rpath, parse_qrel, tsv=True):
         if qid not in queries:
@@ -51,7 +42,10 @@ def read_annotation_set(path: str | os.PathLike) -> AnnotationSet:
         if score > 0:
             pairs.append(Pair(qid, did))
     prov_path = path / "provenance.json"
-    prov = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    try:
+        prov = json.loads(prov_path.read_text("utf-8-sig")) if prov_path.exists() else {}
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DataError(f"not a JSON document: {e}", prov_path) from None
     return AnnotationSet(queries, pairs, prov, path, _read_positives(path / "positives.jsonl",
                                                                      pairs))
 
@@ -61,7 +55,7 @@ def _read_positives(path: Path, pairs: list[Pair]) -> dict[str, str] | None:
     if not path.exists():
         return None
     out: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from densescale.data import formats
 from densescale.data.corpus import Corpus
 from densescale.data.formats import Pair
-from densescale.data.index import ensure_index
+from densescale.data.index import ensure_index, warn_duplicates
 from densescale.data.layouts import Layout, detect_layout
 from densescale.data.selection import SELECTION, Selection, make_selection
 from densescale.errors import DataError
@@ -34,7 +34,11 @@ class Dataset:
         self.path = Path(path)
         self.name = name or self.path.name
         self.layout: Layout = detect_layout(self.path)
-        self.corpus = Corpus.open(ensure_index(self.layout, progress=progress))
+        index = ensure_index(self.layout, progress=progress)
+        self.corpus = Corpus.open(index)
+        if len(self.corpus) == 0:
+            raise DataError("corpus is empty (no documents)", self.layout.corpus)
+        warn_duplicates(index, self.layout.corpus)
         self._queries: dict[str, str] | None = None
         self._qrels: dict[str, dict[str, dict[str, int]]] = {}
         self._selection = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +53,8 @@ class Pair(NamedTuple):
 # First-column names that mark a header row in the TSV files of BEIR, MS MARCO and T2Ranking.
 HEADER_NAMES = frozenset({"query-id", "query_id", "qid", "pid", "id", "_id", "docid", "doc_id"})
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
 DocParser = Callable[[bytes, Path, int], tuple[str, str, str]]
 QueryParser = Callable[[bytes, Path, int], tuple[str, str]]
 QrelParser = Callable[[bytes, Path, int], tuple[str, str, int]]
@@ -68,6 +71,8 @@ def open_binary(path: str | Path) -> io.BufferedIOBase:
 def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line without newline) for every non-blank line.
 
+    A UTF-8 byte-order mark at the start of the file is dropped (files are read as utf-8-sig).
+
     Raises:
         DataError: a truncated or corrupt gzip stream (names the file and the last line read).
     """
@@ -77,6 +82,8 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
         with open_binary(path) as f:
             for lineno, raw in enumerate(f, 1):  # noqa: B007 - lineno used after the loop
                 line = raw.rstrip(b"\r\n")
+                if lineno == 1 and line.startswith(UTF8_BOM):
+                    line = line[len(UTF8_BOM):]
                 if line.strip():
                     yield lineno, line
     except (OSError, EOFError, gzip.BadGzipFile) as e:
@@ -117,7 +124,10 @@ def _field(rec: dict, key: str, path: Path, lineno: int, required: bool = True) 
         return ""
     if isinstance(value, (dict, list)):
         raise DataError(f"field {key!r} must be a string, got {type(value).__name__}", path, lineno)
-    return str(value)
+    value = str(value)
+    if key == "_id" and not value.strip():
+        raise DataError("empty id (field '_id' is blank)", path, lineno)
+    return value
 
 
 def parse_jsonl_doc(line: bytes, path: Path, lineno: int) -> tuple[str, str, str]:
@@ -178,6 +188,8 @@ def parse_qrel(line: bytes, path: Path, lineno: int) -> tuple[str, str, int]:
         value = float(score)
     except ValueError:
         raise DataError(f"relevance score {score!r} is not a number", path, lineno) from None
+    if not math.isfinite(value):
+        raise DataError(f"relevance score {score!r} is not a finite number", path, lineno)
     if value != int(value):
         raise DataError(f"relevance score {score!r} is not an integer", path, lineno)
     return qid, did, int(value)

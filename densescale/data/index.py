@@ -82,6 +82,18 @@ def ensure_index(layout: Layout, progress: bool | None = None, rebuild: bool = F
                        replace=rebuild)
 
 
+def warn_duplicates(folder: Path, source: Path) -> int:
+    """Warn (every time a dataset is opened) about the duplicate ids recorded in the index."""
+    try:
+        dups = int(json.loads((folder / "meta.json").read_text()).get("duplicate_ids", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
+    if dups:
+        log.warning("warning: %s: %d duplicate document ids; lookups return the first copy "
+                    "(run `densescale data validate` for lines)", source, dups)
+    return dups
+
+
 def _size_hint(path: Path) -> int | None:
     return None if path.suffix == ".gz" else path.stat().st_size
 
@@ -111,9 +123,6 @@ def build_index(source: Path, parse: formats.DocParser, tsv: bool, out: Path,
                 "size": st.st_size, "mtime_ns": st.st_mtime_ns, "duplicate_ids": dups,
                 "build_seconds": round(time.perf_counter() - t0, 3)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        if dups:
-            log.warning("%s: %d duplicate document ids; lookups return the first copy "
-                        "(run `densescale data validate` for lines)", source, dups)
         if out.exists() and (replace or not is_complete(out)):
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(out, old)  # readers with open memory maps keep working

@@ -5,8 +5,9 @@
 
 One pass over each file, line by line; only the sets of document and query ids are kept in
 memory (MS MARCO: 8.8M short strings), never the texts. Problems found: malformed JSON / TSV,
-missing id or text field, undecodable bytes, duplicate ids, empty texts, qrels pointing to
-unknown queries or documents, truncated gzip streams, missing files. All are counted; the first
+missing or empty id, missing text field, undecodable bytes, duplicate ids, empty texts, an empty
+corpus, non-finite or non-integer relevance scores, qrels pointing to unknown queries or
+documents, truncated gzip streams, missing files. All are counted; the first
 ``max_problems`` are kept with their file and line.
 """
 
@@ -160,6 +161,8 @@ def validate_dataset(path: str | Path, max_problems: int = 100,
     dids: set[str] = set()
     report.counts["docs"] = _scan(layout.corpus, layout.parse_doc, layout.corpus_tsv, report,
                                   dids, "document", 2)
+    if report.counts["docs"] == 0:
+        report.add(layout.corpus, None, "corpus is empty (no documents)")
     qids: set[str] = set()
     nq = 0
     for qpath in layout.queries:
