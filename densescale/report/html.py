@@ -10,14 +10,15 @@ from pathlib import Path
 import pandas as pd
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{border-bottom:2px solid #345;padding-bottom:.2em}h2{margin-top:1.8em;color:#234}
 table{border-collapse:collapse;margin:.8em 0;font-size:.88em}
 th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#eef2f6}
 td:first-child,th:first-child{text-align:left}
 figure{display:inline-block;margin:.6em;vertical-align:top;text-align:center}
-figure img{max-width:500px;border:1px solid #ddd}figcaption{font-size:.85em;color:#555;max-width:500px}
+figure img{max-width:500px;border:1px solid #ddd}
+figcaption{font-size:.85em;color:#555;max-width:500px}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 .warn{background:#fff4e0;border-left:4px solid #e90;padding:.4em .8em;margin:.5em 0}
 .note{color:#555;font-size:.9em}

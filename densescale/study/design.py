@@ -1,6 +1,7 @@
 """Expand a study's designs into points (rung, D, annotation, seed).
 
-The paper's three designs (Fang et al., SIGIR 2024, sections 4.1, 4.2 and 6):
+The paper's three designs (Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024,
+Sections 4.1, 4.2 and 6):
 
 - ``model_sweep``: every rung at the largest D ("infinite data" proxy), per annotation source;
 - ``data_sweep``: the largest rung at every D, per annotation source (section 5 runs this once per
@@ -8,7 +9,8 @@ The paper's three designs (Fang et al., SIGIR 2024, sections 4.1, 4.2 and 6):
 - ``grid``: every rung x every D x every annotation (the joint law's fit).
 
 Plus explicit ``points``. Several designs combine as a union without duplicates, in order.
-"Largest rung" means the most non-embedding parameters (densescale.models; ladder order on ties). Every point is run once per seed.
+"Largest rung" means the most non-embedding parameters (densescale.models; ladder order on ties).
+Every point is run once per seed.
 """
 
 from __future__ import annotations
@@ -45,17 +47,17 @@ def rung_names(spec: StudySpec) -> list[str]:
     """The rungs a study trains: ladder.rungs, or every rung of ladder.file."""
     if spec.ladder.rungs:
         return list(spec.ladder.rungs)
-    from densescale.study.ladder import ladder_file_rungs
+    from densescale.study.rungs import ladder_file_rungs
 
     return ladder_file_rungs(spec.resolve(spec.ladder.file))
 
 
 def rung_params(spec: StudySpec, rungs: list[str]) -> dict[str, int | None]:
     """Non-embedding parameter count per rung (densescale.models' count, the paper's N)."""
-    from densescale.study.ladder import non_embedding_params
+    from densescale.study.rungs import non_embedding_params
 
     ladder_file = spec.resolve(spec.ladder.file) if spec.ladder.file else None
-    proj = int(spec.train.get("proj_dim", 768))
+    proj = spec.train.proj_dim
     return {r: non_embedding_params(r, ladder_file, proj) for r in rungs}
 
 

@@ -21,12 +21,7 @@ import pandas as pd
 from densescale.errors import DenseScaleError
 from densescale.study.design import Point, expand
 from densescale.study.executors import make_executor
-from densescale.study.runner import (
-    check_train_settings,
-    finished_result,
-    make_task,
-    prepare_study_tokenizer,
-)
+from densescale.study.runner import Task, finished_result, make_task, prepare_study_tokenizer
 from densescale.study.spec import StudySpec, load_spec
 from densescale.study.store import COLUMNS, Store, now, url_of
 
@@ -66,7 +61,6 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
     lock = _driver_lock(spec.output_path)  # held until this process ends, even by SIGKILL
     try:
         spec, points, store = open_study(spec)
-        check_train_settings(spec)
         h = spec.spec_hash
         rows = {r["point_key"]: r for r in store.rows(spec_hash=h)}
         todo = []
@@ -127,12 +121,12 @@ def _host() -> str:
     return socket.gethostname()
 
 
-def _drive(store: Store, h: str, ex, todo: list[dict], max_retries: int) -> None:
+def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int) -> None:
     queue, in_flight, tries = deque(todo), 0, {}
     while queue or in_flight:
         while queue and in_flight < ex.capacity:
             task = queue.popleft()
-            key = task["point"]["point_key"]
+            key = task.key
             row = store.row(h, key)
             store.upsert(h, key, status="running", attempts=(row["attempts"] or 0) + 1,
                          started_at=now(), finished_at=None)
@@ -141,7 +135,7 @@ def _drive(store: Store, h: str, ex, todo: list[dict], max_retries: int) -> None
             _log(f"{key}: started (attempt {(row['attempts'] or 0) + 1})")
         task, res = ex.next_result()
         in_flight -= 1
-        key = task["point"]["point_key"]
+        key = task.key
         if res.get("ok"):
             store.upsert(h, key, status="done", error=None, finished_at=now(), **res["values"])
             ce = res["values"].get("contrastive_entropy")

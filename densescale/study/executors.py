@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from densescale.errors import ConfigError
-from densescale.study.runner import run_point
+from densescale.study.runner import Task, run_point, run_point_dict
 
 ENV_PREFIXES = ("DENSESCALE_", "HF_", "TRANSFORMERS_", "OMP_NUM_THREADS")
 
@@ -25,9 +25,9 @@ ENV_PREFIXES = ("DENSESCALE_", "HF_", "TRANSFORMERS_", "OMP_NUM_THREADS")
 class Executor(Protocol):
     capacity: int
 
-    def submit(self, task: dict[str, Any]) -> None: ...
+    def submit(self, task: Task) -> None: ...
 
-    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]: ...
+    def next_result(self) -> tuple[Task, dict[str, Any]]: ...
 
     def close(self) -> None: ...
 
@@ -38,21 +38,17 @@ class LocalExecutor:
     capacity = 1
 
     def __init__(self) -> None:
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[Task] = deque()
 
-    def submit(self, task: dict[str, Any]) -> None:
+    def submit(self, task: Task) -> None:
         self._queue.append(task)
 
-    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def next_result(self) -> tuple[Task, dict[str, Any]]:
         task = self._queue.popleft()
         return task, run_point(task)
 
     def close(self) -> None:
         pass
-
-
-def _ray_entry(task: dict[str, Any]) -> dict[str, Any]:
-    return run_point(task)
 
 
 class RayExecutor:
@@ -92,25 +88,25 @@ class RayExecutor:
             self.capacity = max(1, int(gpus // self.num_gpus))
         else:
             self.capacity = max(1, int(float(res.get("CPU", 1)) // max(cpus_per_task, 1e-9)))
-        self._remote = ray.remote(_ray_entry).options(
+        self._remote = ray.remote(run_point_dict).options(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=max_retries,
             retry_exceptions=False)
-        self._pending: dict[Any, dict[str, Any]] = {}
+        self._pending: dict[Any, Task] = {}
         print(f"ray: {res.get('CPU', 0):g} CPUs, {gpus:g} GPUs; each point takes "
               f"{self.num_cpus:g} CPU / {self.num_gpus:g} GPU; {self.capacity} at a time",
               file=sys.stderr)
 
-    def submit(self, task: dict[str, Any]) -> None:
-        self._pending[self._remote.remote(task)] = task
+    def submit(self, task: Task) -> None:
+        self._pending[self._remote.remote(task.to_dict())] = task
 
-    def next_result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+    def next_result(self) -> tuple[Task, dict[str, Any]]:
         ready, _ = self.ray.wait(list(self._pending), num_returns=1)
         ref = ready[0]
         task = self._pending.pop(ref)
         try:
             return task, self.ray.get(ref)
         except Exception:  # noqa: BLE001 - worker died more often than Ray retries it
-            return task, {"ok": False, "point_key": task["point"]["point_key"],
+            return task, {"ok": False, "point_key": task.key,
                           "error": traceback.format_exc()}
 
     def close(self) -> None:

@@ -1,30 +1,80 @@
-"""Run one study point: train (resumable) then evaluate the best checkpoint.
+"""Run one study point: train (resumable), then evaluate the chosen checkpoint once.
 
-A *task* is a plain JSON-able dict built by the driver (:func:`make_task`), so it can travel to a
-Ray worker; :func:`run_point` returns a plain dict and never raises: failures come back as
-``{"ok": False, "error": traceback}`` for the driver to record. Workers never touch the results
-database. The result is also written to ``<artefact dir>/result.json`` (atomically), so a driver
-killed after a point finished records it on restart without re-running it.
+A :class:`Task` holds everything a worker needs: the point, its full ``TrainConfig``, the
+``EvalConfig`` of the final evaluation and the reporting split. It serialises to a JSON-able dict
+(:meth:`Task.to_dict`) to travel to a Ray worker. :func:`run_point` returns a plain dict and never
+raises: failures come back as ``{"ok": False, "error": traceback}`` for the driver to record; a
+diverged run (``TrainingDiverged``, or a non-finite contrastive entropy) is such a failure, never
+a finished point. Workers never touch the results database. The result is also written to
+``<artefact dir>/result.json`` (atomically), so a driver killed after a point finished records it
+on restart without re-running it.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
+import math
 import os
-import socket
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from densescale.errors import ConfigError, DataError
+from densescale.errors import DataError, TrainingDiverged
+from densescale.evaluate.config import EvalConfig
 from densescale.study.design import Point
-from densescale.study.ladder import rung_ref
+from densescale.study.rungs import rung_ref
 from densescale.study.spec import StudySpec
+from densescale.study.values import point_values
+from densescale.train.config import TrainConfig
 from densescale.utils import atomic_write_json
 
 RESULT_FILE = "result.json"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One point to train and evaluate.
+
+    Attributes:
+        spec_hash: the study settings' hash (the artefact folder and result rows carry it).
+        point: ``Point.as_dict()`` (rung, d, annotation, seed, heldout, n, point_key).
+        train: the run's complete TrainConfig (study settings + this point's).
+        eval: the final evaluation of the chosen checkpoint.
+        split: the reporting split the final evaluation scores.
+        selection: "selection" or "reported" (the spec's choice, for labelling results).
+        bm25: also score BM25 on the same queries and pool (the reference line).
+        progress: show training progress bars.
+    """
+
+    spec_hash: str
+    point: dict[str, Any]
+    train: TrainConfig
+    eval: EvalConfig
+    split: str
+    selection: str = "selection"
+    bm25: bool = False
+    progress: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.point["point_key"]
+
+    @property
+    def out(self) -> Path:
+        return Path(self.train.out)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for Ray and for logs); :meth:`from_dict` reads it back."""
+        return {"spec_hash": self.spec_hash, "point": dict(self.point),
+                "train": self.train.to_dict(), "eval": self.eval.to_dict(), "split": self.split,
+                "selection": self.selection, "bm25": self.bm25, "progress": self.progress}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Task:
+        return cls(**{**d, "train": TrainConfig.make(**d["train"]),
+                      "eval": EvalConfig.make(**d["eval"])})
 
 
 def artefact_dir(spec: StudySpec, point: Point) -> Path:
@@ -57,242 +107,137 @@ def prepare_study_tokenizer(spec: StudySpec) -> Path | None:
     return path
 
 
-def make_task(spec: StudySpec, point: Point, progress: bool = False) -> dict[str, Any]:
-    """Everything a worker needs to run one point (paths absolute, values JSON-able)."""
+def make_task(spec: StudySpec, point: Point, progress: bool = False) -> Task:
+    """The point's TrainConfig (the spec's ``train:`` plus the study-owned fields) and the
+    study's evaluation settings. Paths are absolute."""
     ann = spec.annotation(point.annotation)
-    train = {
-        "eval_split": spec.eval_split,  # training's model selection uses the study's split
-        **spec.train,
+    ladder_file = spec.resolve(spec.ladder.file) if spec.ladder.file is not None else None
+    owned: dict[str, Any] = {
         "data": spec.dataset_location(),
-        "model": point.rung,
+        "model": rung_ref(point.rung, ladder_file),
         "init": spec.ladder.init,
         "train_size": point.d,
         "split": ann.split,
         "annotations": str(spec.resolve(ann.path)) if ann.path else None,
         "seed": point.seed,
         "out": str(artefact_dir(spec, point)),
+        "eval_split": spec.selection_split,
     }
     if spec.ladder.tokenizer is not None:
-        train["tokenizer"] = str(spec.resolve(spec.ladder.tokenizer)) if spec.resolve(
-            spec.ladder.tokenizer).exists() else spec.ladder.tokenizer
+        tok = spec.resolve(spec.ladder.tokenizer)
+        owned["tokenizer"] = str(tok) if tok.exists() else spec.ladder.tokenizer
     elif spec.ladder.init == "scratch":
-        train["tokenizer"] = str(study_tokenizer_path(spec))
+        owned["tokenizer"] = str(study_tokenizer_path(spec))
     if spec.ladder.vocab_size is not None:
-        train["vocab_size"] = spec.ladder.vocab_size
-    if spec.ladder.file is not None:
-        train["ladder"] = str(spec.resolve(spec.ladder.file))
-    return {
-        "spec_hash": spec.spec_hash,
-        "point": point.as_dict(),
-        "train": train,
-        "eval": {"split": spec.eval_split, **spec.eval.model_dump()},
-        "progress": progress,
-    }
+        owned["vocab_size"] = spec.ladder.vocab_size
+    train = TrainConfig.make(**{**spec.train.model_dump(exclude_unset=True), **owned})
+    return Task(spec_hash=spec.spec_hash, point=point.as_dict(), train=train,
+                eval=spec.eval.config(), split=spec.eval_split, selection=spec.selection,
+                bm25=spec.eval.bm25, progress=progress)
 
 
-def train_config_fields() -> set[str] | None:
-    """Field names of densescale.train.TrainConfig (None while training is not installed)."""
-    try:
-        from densescale.train import TrainConfig
-    except ImportError:
-        return None
-    return set(TrainConfig.model_fields)
-
-
-def check_train_settings(spec: StudySpec) -> None:
-    """Raise ConfigError for `train:` keys that TrainConfig does not have."""
-    fields = train_config_fields()
-    if fields is None:
-        return
-    for key in spec.train:
-        if key not in fields:
-            raise ConfigError(f"train.{key}: not a training setting (densescale.train.TrainConfig "
-                              f"has: {', '.join(sorted(fields))})")
-
-
-def _available_pairs(train: dict[str, Any]) -> int:
-    if train.get("annotations"):
+def _available_pairs(cfg: TrainConfig) -> int:
+    if cfg.annotations:
         from densescale.data import read_annotation_set
 
-        return len(read_annotation_set(train["annotations"]).pairs)
+        return len(read_annotation_set(cfg.annotations).pairs)
     from densescale.data import open_dataset
 
-    return len(open_dataset(train["data"]).pairs(train["split"]))
+    return len(open_dataset(cfg.data).pairs(cfg.split))
 
 
-def _train(train: dict[str, Any], progress: bool) -> dict[str, Any]:
+def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
     """Train, or resume, or (training already finished) return the saved summary."""
-    from densescale.train import TrainConfig
+    from densescale.train import train as train_fn
 
-    fields = train_config_fields() or set()
-    cfg_kwargs = {k: v for k, v in train.items() if k in fields}
-    dropped = {k for k in train if k not in fields} - {"ladder"}
-    if dropped:
-        raise ConfigError(f"train settings not understood by TrainConfig: {sorted(dropped)}")
-    if "ladder" in train and "ladder" not in fields:
-        cfg_kwargs["model"] = rung_ref(train["model"], Path(train["ladder"]))
-    make = TrainConfig.make  # raises ConfigError naming the key
-    cfg = make(**cfg_kwargs)
-    out = Path(train["out"])
+    out = Path(cfg.out)
     summary_path = out / "summary.json"
     if summary_path.exists() and (out / "last").exists():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         saved = summary.get("config")
-        if summary.get("finished", True) and saved and not cfg.diff(make(**saved)):
+        if summary.get("finished", True) and saved and not cfg.diff(TrainConfig.make(**saved)):
             return summary  # killed after training, before the final evaluation
-    from densescale.train import train as train_fn
-
     resume = (out / "checkpoint" / "state.json").exists()
-    summary = train_fn(cfg, resume=resume, progress=progress)
+    result = train_fn(cfg, resume=resume, progress=progress)
+    summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     if not summary.get("finished", True):
         raise RuntimeError(f"training stopped at step {summary.get('steps_done')} of "
                            f"{summary.get('steps')}")
     return summary
 
 
-_METRIC_ALIASES = {"ndcg@10": "ndcg@10", "ndcg_cut_10": "ndcg@10", "mrr@10": "mrr@10",
-                   "rr@10": "mrr@10", "recip_rank@10": "mrr@10", "recall@100": "recall@100",
-                   "r@100": "recall@100", "recall_100": "recall@100", "recall@1000": "recall@1000",
-                   "r@1000": "recall@1000", "recall_1000": "recall@1000", "map": "map",
-                   "ap": "map", "map@1000": "map", "ap@1000": "map"}
-
-
-def _normalise_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for k, v in metrics.items():
-        name = _METRIC_ALIASES.get(str(k).lower().replace("(rel=1)", ""))
-        if name is not None and name not in out and isinstance(v, (int, float)):
-            out[name] = float(v)
-    return out
-
-
-def _call(fn, *args, **kwargs):
-    """Call with only the keyword arguments fn accepts (evaluation options are optional)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
-def _evaluate(model_dir: Path, data: str, ev: dict[str, Any]) -> dict[str, Any]:
-    from densescale import evaluate
+def _evaluate(task: Task, model_dir: Path) -> dict[str, Any]:
+    """The final evaluation of the chosen checkpoint on the reporting split."""
     from densescale.data import open_dataset
+    from densescale.evaluate import evaluate_model
     from densescale.models import load_encoder
 
-    encoder = load_encoder(str(model_dir))
-    ds = open_dataset(data)
-    ce = _call(evaluate.contrastive_entropy, encoder, ds, ev["split"], negatives=ev["negatives"],
-               repeats=ev["repeats"], seed=ev["seed"], pool_size=ev["pool_size"],
-               max_pairs=ev["max_pairs"], batch_size=ev["batch_size"])
-    out: dict[str, Any] = {"contrastive_entropy": float(ce.mean),
-                           "contrastive_entropy_stderr": float(ce.stderr)}
-    if ev["ranking"]:
-        if ev.get("ranking_max_queries"):
-            ds = QuerySubset(ds, ev["split"], ev["ranking_max_queries"], ev["seed"])
-        ranking = _call(evaluate.ranking_metrics, encoder, ds, ev["split"], k=ev["k"],
-                        pool_size=ev["ranking_pool_size"], max_pairs=ev["max_pairs"],
-                        seed=ev["seed"], batch_size=ev["batch_size"])
-        out.update(_normalise_metrics(ranking))
-    return out
+    encoder, ds = load_encoder(str(model_dir)), open_dataset(task.train.data)
+    import inspect  # TEMPORARY until evaluate_model(..., config) lands (EVAL helper)
+
+    if "config" not in inspect.signature(evaluate_model).parameters:
+        from densescale.data.views import QuerySubset
+
+        if task.eval.ranking_max_queries:
+            ds = QuerySubset(ds, task.split, task.eval.ranking_max_queries, task.eval.seed)
+        return evaluate_model(encoder, ds, task.split, **task.eval.model_dump(
+            exclude={"ranking_max_queries"}))
+    return evaluate_model(encoder, ds, task.split, task.eval, bm25=task.bm25)
 
 
-class QuerySubset:
-    """A dataset view whose `split` qrels keep a seeded sample of `n` queries (quick ranking
-    evaluation on large test sets); everything else is the underlying dataset's."""
-
-    def __init__(self, dataset: Any, split: str, n: int, seed: int):
-        import numpy as np
-
-        self._ds, self._split = dataset, split
-        qrels = dataset.qrels(split)
-        qids = sorted(qrels)
-        if n < len(qids):
-            keep = np.random.default_rng(seed).choice(len(qids), size=n, replace=False)
-            qids = [qids[i] for i in sorted(keep)]
-        self._qrels = {q: qrels[q] for q in qids}
-
-    def qrels(self, split: str) -> dict[str, dict[str, int]]:
-        return self._qrels if split == self._split else self._ds.qrels(split)
-
-    def pairs(self, split: str) -> list:
-        if split != self._split:
-            return self._ds.pairs(split)
-        from densescale.data import Pair
-
-        return [Pair(q, d) for q, docs in self._qrels.items() for d, s in docs.items() if s > 0]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._ds, name)
+def check_finite(row: dict[str, Any], split: str) -> None:
+    """A non-finite contrastive entropy is a diverged run, never a result."""
+    for key in ("contrastive_entropy", "contrastive_entropy_calibrated"):
+        v = row.get(key)
+        if (key == "contrastive_entropy" and v is None) or (
+                v is not None and not math.isfinite(float(v))):
+            raise TrainingDiverged(f"{key} on {split} is {v}: the run diverged")
 
 
-def run_point(task: dict[str, Any]) -> dict[str, Any]:
+def run_point(task: Task) -> dict[str, Any]:
     """Train and evaluate one point; returns ``{"ok", "point_key", "values"|"error"}``."""
-    key = task["point"]["point_key"]
-    out_dir = Path(task["train"]["out"])
     try:
-        _crash_hook(out_dir)
+        _crash_hook(task.out)
         t0 = time.perf_counter()
-        train, ev = task["train"], task["eval"]
-        have = _available_pairs(train)
-        if train["train_size"] > have:
-            raise DataError(f"D={train['train_size']} training pairs requested but the "
-                            f"{train.get('annotations') or train['split']} annotations have "
-                            f"only {have}", train.get("annotations") or train["data"])
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if train.get("num_threads"):  # training sets it too; the evaluation follows it
+        cfg = task.train
+        have = _available_pairs(cfg)
+        if cfg.train_size is not None and cfg.train_size > have:
+            raise DataError(f"D={cfg.train_size} training pairs requested but the "
+                            f"{cfg.annotations or cfg.split} annotations have only {have}",
+                            cfg.annotations or cfg.data)
+        task.out.mkdir(parents=True, exist_ok=True)
+        if cfg.num_threads:  # training sets it too; the evaluation follows it
             import torch
 
-            torch.set_num_threads(int(train["num_threads"]))
-        summary = _train(train, task.get("progress", False))
+            torch.set_num_threads(int(cfg.num_threads))
+        summary = _train(cfg, task.progress)
         t1 = time.perf_counter()
-        best = out_dir / "best"
-        metrics = _evaluate(best if best.exists() else out_dir / "last", train["data"], ev)
+        best = task.out / "best"
+        row = _evaluate(task, best if best.exists() else task.out / "last")
+        check_finite(row, task.split)
         t2 = time.perf_counter()
-        values = _values(task, summary, metrics, t1 - t0, t2 - t1)
-        atomic_write_json(out_dir / RESULT_FILE, {"spec_hash": task["spec_hash"],
-                                                  "point_key": key, "values": values})
-        return {"ok": True, "point_key": key, "values": values}
+        values = point_values(task, summary, row, t1 - t0, t2 - t1)
+        atomic_write_json(task.out / RESULT_FILE, {"spec_hash": task.spec_hash,
+                                                   "point_key": task.key, "values": values})
+        return {"ok": True, "point_key": task.key, "values": values}
     except BaseException as e:  # noqa: BLE001 - reported to the driver, which decides
         if isinstance(e, KeyboardInterrupt):
             raise
-        return {"ok": False, "point_key": key, "error": traceback.format_exc()}
+        return {"ok": False, "point_key": task.key, "error": traceback.format_exc()}
 
 
-def _values(task: dict, summary: dict, metrics: dict, train_s: float, eval_s: float) -> dict:
-    from densescale import __version__
-    from densescale.utils import git_commit, hardware_info
-
-    train, ev = task["train"], task["eval"]
-    config = dict(summary.get("config") or train)
-    hardware = {**(summary.get("hardware") or hardware_info()), "host": socket.gethostname()}
-    return {
-        "n": summary.get("n_params"), "n_total": summary.get("n_params_total"),
-        "steps": config.get("steps"), "batch_size": config.get("batch_size"),
-        "lr": config.get("lr"), "negatives": config.get("negatives"),
-        "eval_negatives": ev["negatives"], "eval_repeats": ev["repeats"],
-        "eval_seed": ev["seed"],
-        "train_config": config, "eval_config": ev,
-        **metrics,
-        "best_step": summary.get("best_step"),
-        "train_best_contrastive_entropy": summary.get("best_contrastive_entropy"),
-        "train_final_contrastive_entropy": summary.get("final_contrastive_entropy"),
-        "wall_time_s": train_s + eval_s,
-        "train_wall_time_s": summary.get("wall_time_s", train_s), "eval_wall_time_s": eval_s,
-        "pairs_per_s": summary.get("pairs_per_s"),
-        "hardware": hardware, "densescale_version": __version__, "git_commit": git_commit(),
-        "artefact_dir": str(Path(train["out"])),
-    }
+def run_point_dict(task: dict[str, Any]) -> dict[str, Any]:
+    """:func:`run_point` on a task in its dict form (the Ray entry point)."""
+    return run_point(Task.from_dict(task))
 
 
-def finished_result(task: dict[str, Any]) -> dict[str, Any] | None:
+def finished_result(task: Task) -> dict[str, Any] | None:
     """The values a previous worker wrote for this task, if it finished (crash recovery)."""
-    path = Path(task["train"]["out"]) / RESULT_FILE
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec = json.loads((task.out / RESULT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if rec.get("spec_hash") != task["spec_hash"] or rec.get("point_key") != \
-            task["point"]["point_key"]:
+    if rec.get("spec_hash") != task.spec_hash or rec.get("point_key") != task.key:
         return None
     return rec.get("values")
 

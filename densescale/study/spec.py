@@ -2,24 +2,27 @@
 
 A study is a set of training runs ("points") over model size N (ladder rungs), data size D
 (number of annotated query-positive pairs) and annotation source, each trained and evaluated with
-the same settings, as in Fang et al. (SIGIR 2024) sections 4-6. Minimal example::
+the same settings, as in Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Sections 4-6.
+Minimal example::
 
     name: tiny
-    dataset: squad_v11            # a path (relative to this file) or a name under $DENSESCALE_DATA_DIR
-    eval_split: test
+    dataset: squad_v11      # a path (relative to this file) or a name under $DENSESCALE_DATA_DIR
+    eval_split: test        # the reporting split
+    selection: selection    # checkpoints chosen on the selection split; `reported`: on eval_split
     ladder: {file: ladders/tiny.yaml, rungs: [tiny-l1-h32, tiny-l2-h64], init: scratch}
     train_sizes: [256, 1024]
     annotations: [{name: human}]
     seeds: [1]
-    train: {steps: 30, batch_size: 16}
-    eval: {negatives: 32, repeats: 2, max_pairs: 128}
-    design: grid                  # model_sweep | data_sweep | grid | {points: [...]} | a list of these
+    train: {steps: 30, batch_size: 16}                  # a densescale.train.TrainConfig
+    eval: {negatives: 32, repeats: 2, max_pairs: 128}   # a densescale.evaluate.EvalConfig
+    design: grid            # model_sweep | data_sweep | grid | {points: [...]} | a list of these
     heldout: [largest_n]
     output_dir: ../runs/tiny
 
 Relative paths (dataset, ladder file, annotation sets, output_dir) resolve against the folder of
-the spec file. Every validation error names the file, the key and the problem, e.g.
-``tiny.yaml: train_sizes[2]: must be a positive integer``.
+the spec file. The ``train:`` block is validated into a ``TrainConfig`` and the ``eval:`` block
+is an ``EvalConfig`` (plus ``bm25``), both once, at load time. Every validation error names the
+file, the key and the problem, e.g. ``tiny.yaml: train_sizes[2]: must be a positive integer``.
 """
 
 from __future__ import annotations
@@ -33,13 +36,19 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from densescale.data.selection import SELECTION
 from densescale.errors import ConfigError
+from densescale.evaluate.config import EvalConfig
+from densescale.study.spec_errors import MESSAGES, ItemProblem, KeyProblem, format_errors
+from densescale.train.config import TrainConfig
 
 DESIGNS = ("model_sweep", "data_sweep", "grid")
 HELDOUT_RULES = ("largest_n", "largest_d")
 # TrainConfig fields the study sets per point; a spec's `train:` block may not set them.
 STUDY_OWNED = ("data", "model", "init", "tokenizer", "vocab_size", "train_size", "annotations",
-               "split", "seed", "out", "ladder")
+               "split", "seed", "out", "ladder", "eval_split")
+STUDY_OWNED_WHY = ("set by the study per point (use dataset/ladder/train_sizes/annotations/seeds/"
+                   "selection instead)")
 
 
 class _Strict(BaseModel):
@@ -104,27 +113,16 @@ class AnnotationSpec(_Strict):
         return self
 
 
-class EvalSpec(_Strict):
-    """Final evaluation of each run's best checkpoint (contrastive entropy + ranking metrics)."""
+class StudyEval(EvalConfig):
+    """A study's ``eval:`` block: the final evaluation of each run's chosen checkpoint, an
+    EvalConfig (its defaults) plus ``bm25``: also score BM25 on the same queries and pool, once
+    per study (the reference line of the report)."""
 
-    negatives: int = 256  # W, sampled negatives per pair (paper: 256)
-    repeats: int = 10  # R, fresh draws averaged (authors' code: 10)
-    seed: int = 1  # negatives are a function of (dataset, split, seed, W, pool, R): CRN
-    pool_size: int | None = None  # negative pool; None = corpus minus evaluation positives
-    max_pairs: int | None = None  # evaluate on the first pairs only (quick studies)
-    ranking: bool = True  # also compute nDCG@10, MRR@10, Recall@100/1000, MAP
-    k: int = 1000  # ranking depth; metrics see the top k only (Recall@1000 needs k >= 1000)
-    ranking_pool_size: int | None = None  # rank within positives + random passages; None = corpus
-    ranking_max_queries: int | None = None  # rank a seeded sample of queries; None = all
-    batch_size: int = 128
+    bm25: bool = False
 
-    _pos = field_validator("negatives", "repeats", "k", "batch_size")(classmethod(
-        lambda cls, v: _positive_int(v)))
-
-    @field_validator("pool_size", "max_pairs", "ranking_pool_size", "ranking_max_queries")
-    @classmethod
-    def _opt_pos(cls, v: int | None) -> int | None:
-        return None if v is None else _positive_int(v)
+    def config(self) -> EvalConfig:
+        """The plain EvalConfig (without ``bm25``) that evaluate_model takes."""
+        return EvalConfig(**self.model_dump(exclude={"bm25"}))
 
 
 class PointSpec(_Strict):
@@ -149,13 +147,15 @@ class StudySpec(_Strict):
 
     name: str
     dataset: str
-    eval_split: str = "test"
+    eval_split: str = "test"  # the reporting split
+    selection: Literal["selection", "reported"] = "selection"  # where checkpoints are chosen
     ladder: LadderSpec
     train_sizes: list[int]
-    annotations: list[AnnotationSpec] = Field(default_factory=lambda: [AnnotationSpec(name="human")])
+    annotations: list[AnnotationSpec] = Field(
+        default_factory=lambda: [AnnotationSpec(name="human")])
     seeds: list[int] = Field(default_factory=lambda: [521])
-    train: dict[str, Any] = Field(default_factory=dict)  # -> densescale.train.TrainConfig
-    eval: EvalSpec = Field(default_factory=EvalSpec)
+    train: TrainConfig = Field(default_factory=TrainConfig)  # study-owned fields left default
+    eval: StudyEval = Field(default_factory=StudyEval)
     design: list[DesignItem] = Field(default_factory=lambda: ["grid"])
     heldout: list[Literal["largest_n", "largest_d"] | PointSpec] = Field(default_factory=list)
     output_dir: str
@@ -184,7 +184,7 @@ class StudySpec(_Strict):
         if isinstance(v, list):
             for i, x in enumerate(v):
                 if isinstance(x, bool) or not isinstance(x, int) or x <= 0:
-                    raise _ItemError(i, "must be a positive integer")
+                    raise ItemProblem(i, "must be a positive integer")
         return v
 
     @field_validator("seeds")
@@ -192,6 +192,9 @@ class StudySpec(_Strict):
     def _seeds(cls, v: list[int]) -> list[int]:
         if not v or len(set(v)) != len(v):
             raise ValueError("must list at least one seed, without repeats")
+        for i, x in enumerate(v):
+            if x < 0:
+                raise ItemProblem(i, "must be >= 0")
         return v
 
     @field_validator("annotations")
@@ -202,15 +205,15 @@ class StudySpec(_Strict):
             raise ValueError("must list at least one annotation source, names unique")
         return v
 
-    @field_validator("train")
+    @field_validator("train", mode="before")
     @classmethod
-    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _train(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v  # pydantic names the type error
         for key in v:
             if key in STUDY_OWNED:
-                raise _KeyError(key, "set by the study per point (use dataset/ladder/"
-                                     "train_sizes/annotations/seeds instead)")
-        _check_train_config(v)
-        return v
+                raise KeyProblem(key, STUDY_OWNED_WHY)
+        return _train_config(v)
 
     @field_validator("design", "heldout", mode="before")
     @classmethod
@@ -265,6 +268,12 @@ class StudySpec(_Strict):
     def annotation(self, name: str) -> AnnotationSpec:
         return next(a for a in self.annotations if a.name == name)
 
+    @property
+    def selection_split(self) -> str:
+        """The split training chooses its checkpoint on: the dataset's selection split, or (the
+        paper's practice, ``selection: reported``) the reporting split itself."""
+        return self.eval_split if self.selection == "reported" else SELECTION
+
     def hash_payload(self) -> dict[str, Any]:
         """The settings that define every point's result.
 
@@ -278,8 +287,9 @@ class StudySpec(_Strict):
             "ladder": {"file": self.ladder.file, "init": self.ladder.init,
                        "tokenizer": self.ladder.tokenizer, "vocab_size": self.ladder.vocab_size},
             "annotations": {a.name: {"path": a.path, "split": a.split} for a in self.annotations},
-            "train": self.train,
-            "eval": self.eval.model_dump(),
+            "selection": self.selection,
+            "train": self.train.model_dump(mode="json", exclude_unset=True),
+            "eval": self.eval.to_dict(),
         }
 
     @property
@@ -289,97 +299,21 @@ class StudySpec(_Strict):
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _check_train_config(train: dict[str, Any]) -> None:
-    """Validate `train:` against densescale.train.TrainConfig (names the key and the problem)."""
+def _train_config(train: dict[str, Any]) -> TrainConfig:
+    """The `train:` block as a TrainConfig; errors name the key and the problem."""
     try:
-        from densescale.train.config import TrainConfig
-    except ImportError:  # training not installed: checked when the study runs
-        return
-    try:
-        TrainConfig(**train)
+        return TrainConfig(**train)
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) if err["loc"] else ""
         msg = "not a training setting (see densescale.train.TrainConfig)" if err["type"] == \
-            "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            "extra_forbidden" else MESSAGES.get(err["type"]) or err["msg"].removeprefix(
+                "Value error, ")
         first, _, rest = msg.partition(" ")
         if not key and first in TrainConfig.model_fields and rest:  # "steps must be > 0"
             key, msg = first, rest
         msg = msg[:1].lower() + msg[1:]
-        raise _KeyError(key, msg) if key else ValueError(msg) from None
-
-
-class _ItemError(ValueError):
-    def __init__(self, index: int, msg: str):
-        super().__init__(msg)
-        self.suffix, self.msg = f"[{index}]", msg
-
-
-class _KeyError(ValueError):
-    def __init__(self, key: str, msg: str):
-        super().__init__(msg)
-        self.suffix, self.msg = f".{key}", msg
-
-
-# ------------------------------------------------------------------------------ loading
-_BRANCH_TAGS = {"PointsDesign", "PointSpec", "LadderSpec", "AnnotationSpec", "EvalSpec"}
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in _BRANCH_TAGS or "[" in str(part):
-            continue  # pydantic's names for union/validator branches
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-_MESSAGES = {
-    "missing": "required key is missing",
-    "extra_forbidden": "unknown key",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "string_type": "must be a string",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "list_type": "must be a list",
-    "dict_type": "must be a mapping",
-    "model_type": "must be a mapping",
-    "literal_error": None,  # pydantic's text lists the allowed values
-}
-
-
-def _format_errors(source: str, err: ValidationError) -> str:
-    lines, seen = [], set()
-    for e in err.errors():
-        branch = any(str(p) in _BRANCH_TAGS for p in e["loc"])
-        if (e["type"] == "literal_error" and isinstance(e["input"], dict)) or (
-                branch and e["type"] == "model_type" and not isinstance(e["input"], dict)):
-            continue  # the other alternative of a `name | {mapping}` union
-        loc = _loc(e["loc"])
-        ctx_err = (e.get("ctx") or {}).get("error")
-        if isinstance(ctx_err, (_ItemError, _KeyError)):
-            loc, msg = loc + ctx_err.suffix, ctx_err.msg
-        elif e["type"] == "value_error":
-            msg = e["msg"].removeprefix("Value error, ")
-            if ": " in msg and msg.split(":")[0].replace(".", "").replace("[", "").replace(
-                    "]", "").replace("_", "").isalnum() and msg.split(":")[0].startswith(
-                    ("design", "heldout")):
-                head, msg = msg.split(": ", 1)  # cross-field errors carry their own location
-                loc = head
-        else:
-            msg = _MESSAGES.get(e["type"]) or e["msg"][0].lower() + e["msg"][1:]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        key = f"{loc}: {msg}" if loc else msg
-        if key not in seen:
-            seen.add(key)
-            lines.append(f"{source}: {key}")
-    # union branches produce one error per alternative; keep the most specific few
-    return "\n".join(lines[:8])
+        raise KeyProblem(key, msg) if key else ValueError(msg) from None
 
 
 def parse_spec(data: Any, source: str = "<spec>", base_dir: str | os.PathLike = ".") -> StudySpec:
@@ -389,7 +323,7 @@ def parse_spec(data: Any, source: str = "<spec>", base_dir: str | os.PathLike = 
     try:
         return StudySpec.model_validate({**data, "base_dir": str(Path(base_dir).resolve())})
     except ValidationError as e:
-        raise ConfigError(_format_errors(source, e)) from None
+        raise ConfigError(format_errors(source, e)) from None
 
 
 def load_spec(path: str | os.PathLike) -> StudySpec:

@@ -32,8 +32,8 @@ def _err(tmp_path: Path, **changes) -> str:
     (dict(train_sizes=[]), "spec.yaml: train_sizes: must list at least one training size"),
     (dict(dataset=...), "spec.yaml: dataset: required key is missing"),
     (dict(colour="red"), "spec.yaml: colour: unknown key"),
-    (dict(ladder={"rungs": ["bert-tiny"], "init": "warm"}), "spec.yaml: ladder.init: input "
-                                                              "should be 'scratch' or 'pretrained'"),
+    (dict(ladder={"rungs": ["bert-tiny"], "init": "warm"}),
+     "spec.yaml: ladder.init: input should be 'scratch' or 'pretrained'"),
     (dict(eval={"negatives": 0}), "spec.yaml: eval.negatives: must be a positive integer"),
     (dict(eval={"negativs": 3}), "spec.yaml: eval.negativs: unknown key"),
     (dict(train={"seed": 3}), "spec.yaml: train.seed: set by the study per point"),
@@ -51,6 +51,10 @@ def _err(tmp_path: Path, **changes) -> str:
                                           "path"),
     (dict(heldout=["largest"]), "spec.yaml: heldout[0]: input should be 'largest_n' or "
                                 "'largest_d'"),
+    (dict(train={"eval_split": "test"}), "spec.yaml: train.eval_split: set by the study"),
+    (dict(seeds=[1, -2]), "spec.yaml: seeds[1]: must be >= 0"),
+    (dict(selection="test"), "spec.yaml: selection: input should be 'selection' or 'reported'"),
+    (dict(eval={"bm25": "maybe"}), "spec.yaml: eval.bm25: must be true or false"),
 ])
 def test_validation_errors_name_key_and_problem(tmp_path, changes, expected):
     assert _err(tmp_path, **changes).startswith(expected)
@@ -126,3 +130,28 @@ def test_shipped_configs_parse_and_expand(name, n_points, n_rungs):
         assert [p for p in pts if p.heldout][0].rung == "bert-base"
     if name == "msmarco_annotation_sweep.yaml":
         assert {p.annotation for p in pts} == {"human", "ict", "doc2query", "llm"}
+
+
+def test_train_and_eval_blocks_are_typed_configs_and_tasks_round_trip():
+    """`train:` is a TrainConfig and `eval:` an EvalConfig from load time on; a task carries the
+    point's complete TrainConfig and serialises to JSON (for Ray) and back."""
+    import json
+
+    from densescale.evaluate.config import EvalConfig
+    from densescale.study.runner import Task, make_task
+    from densescale.train.config import TrainConfig
+
+    spec = parse_spec({**BASE, "train": {"steps": 7, "lr": 1e-3}, "eval": {"negatives": 8,
+                                                                          "bm25": True}})
+    assert isinstance(spec.train, TrainConfig) and spec.train.steps == 7
+    assert isinstance(spec.eval, EvalConfig) and spec.eval.negatives == 8 and spec.eval.bm25
+    assert spec.eval.batch_size == EvalConfig().batch_size  # defaults come from EvalConfig
+    point = expand(spec, {"bert-tiny": 1, "bert-mini": 2, "bert-small": 3})[0]
+    task = make_task(spec, point)
+    assert task.train.steps == 7 and task.train.train_size == point.d
+    assert task.train.seed == point.seed and task.train.out.endswith(point.key)
+    assert task.train.eval_split == "selection" and task.split == "test"  # never the reported
+    assert task.bm25 and "bm25" not in task.eval.to_dict()
+    assert Task.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    reported = make_task(parse_spec({**BASE, "selection": "reported"}), point)
+    assert reported.train.eval_split == "test" and reported.selection == "reported"
