@@ -26,7 +26,8 @@ def ladder_rows(ladder: str = "all", proj_dim: int = 768) -> list[dict]:
     elif Path(ladder).exists():
         rungs = list(load_ladder_yaml(ladder).values())
     else:
-        raise ConfigError(f"--ladder: expected {', '.join(LADDERS)}, all, or a YAML file; got {ladder!r}")
+        raise ConfigError(f"--ladder: expected {', '.join(LADDERS)}, all, or a YAML file; "
+                          f"got {ladder!r}")
     return [{
         "name": r.name, "layers": r.layers, "hidden": r.hidden, "heads": r.heads,
         "intermediate": r.intermediate,
@@ -37,7 +38,8 @@ def ladder_rows(ladder: str = "all", proj_dim: int = 768) -> list[dict]:
 
 
 def models(
-    ladder: str = typer.Option("all", "--ladder", help="bert | ernie | all | path to a ladder YAML"),
+    ladder: str = typer.Option("all", "--ladder",
+                               help="bert | ernie | all | path to a ladder YAML"),
     proj_dim: int = typer.Option(768, "--proj-dim", help="Output dimension of the projection."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:

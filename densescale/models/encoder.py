@@ -1,7 +1,11 @@
-"""BiEncoder: one shared transformer, masked mean (or CLS) pooling, Linear(H -> 768), inner product.
+"""BiEncoder: one shared transformer, mean (or CLS) pooling, Linear(H -> 768), a score function.
 
-Fang et al. (2024), Eq. 1/3/5: ``v = W . Transformer(x; phi) + b``, ``s(q, p) = <v_q, v_p>``
-(no normalisation, no temperature). Saved folders load in sentence-transformers as well:
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3 (Eq. 1/3/5):
+``v = W . Transformer(x; phi) + b``, ``s(q, p) = <v_q, v_p>`` (no normalisation, no temperature):
+``similarity="dot"``, the default. ``similarity="cos"`` L2-normalises the embeddings and scores
+``s(q, p) = scale * cos(v_q, v_p)``; scratch models learn with it on small data where the
+unnormalised score's scale blows up. ``proj_dim=0`` drops the projection (N then counts no
+H x 768 block). Saved folders load in sentence-transformers as well:
 
     enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=ds.corpus, vocab_size=8000)
     enc.encode(["what is x?"], kind="query")           # [1, 768] float32 CPU
@@ -10,9 +14,8 @@ Fang et al. (2024), Eq. 1/3/5: ``v = W . Transformer(x; phi) + b``, ``s(q, p) = 
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 from densescale.errors import ConfigError, DataError
+from densescale.models.folder import DENSESCALE_FILE, read_info, read_projection, write_folder
 from densescale.models.ladder import (
     Rung,
     resolve_rung,
@@ -27,7 +31,8 @@ from densescale.models.ladder import (
 )
 from densescale.models.tokenizer import corpus_tokenizer, load_tokenizer, transformer_folder
 
-DENSESCALE_FILE = "densescale.json"
+SIMILARITIES = ("dot", "cos")
+DEFAULT_COS_SCALE = 20.0  # measured: scratch models learn with cos x 20 (see the train docs)
 
 
 class BiEncoder(nn.Module):
@@ -35,40 +40,60 @@ class BiEncoder(nn.Module):
 
     Attributes:
         encoder: a Hugging Face encoder (BertModel or AutoModel).
-        proj: Linear(H -> proj_dim).
+        proj: Linear(H -> proj_dim), or None (``proj_dim=0``: the pooled states are the output).
         tokenizer: fast tokenizer (None only for parameter-count-only models).
         pooling: "mean" (masked mean of the last hidden states, the authors' code) or "cls".
+        similarity: "dot" (the paper: s = <v_q, v_p>) or "cos" (embeddings L2-normalised,
+            s = scale * cos).
+        score_scale: the declared multiplier of inner products of ``encode`` outputs: ``scale``
+            for "cos", None for "dot" (the paper's unscaled inner product).
         query_max_len, passage_max_len: truncation lengths in tokens (special tokens included).
         rung: the ladder rung, meta: free-form settings recorded in densescale.json.
     """
 
-    def __init__(self, encoder: nn.Module, tokenizer: Any, proj_dim: int = 768,
+    def __init__(self, encoder: nn.Module, tokenizer: Any, proj_dim: int | None = 768,
                  pooling: str = "mean", query_max_len: int = 32, passage_max_len: int = 180,
-                 rung: Rung | None = None, meta: dict | None = None):
+                 rung: Rung | None = None, meta: dict | None = None,
+                 similarity: str = "dot", scale: float | None = None):
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ConfigError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if similarity not in SIMILARITIES:
+            raise ConfigError(f"similarity must be 'dot' or 'cos', got {similarity!r}")
+        if similarity == "cos":
+            scale = DEFAULT_COS_SCALE if scale is None else float(scale)
+            if not (math.isfinite(scale) and scale > 0):
+                raise ConfigError(f"scale must be a finite number > 0, got {scale}")
+        elif scale is not None:
+            raise ConfigError("scale is only used with similarity='cos'")
         self.encoder = encoder
         hidden = encoder.config.hidden_size
-        self.proj = nn.Linear(hidden, proj_dim)
+        self.proj = nn.Linear(hidden, proj_dim) if proj_dim else None
         self.tokenizer = tokenizer
         self.pooling = pooling
+        self.similarity = similarity
+        self.score_scale: float | None = scale
         self.query_max_len = query_max_len
         self.passage_max_len = passage_max_len
         self.rung = rung
         self.meta = dict(meta or {})
         pooler = getattr(encoder, "pooler", None)
-        if pooler is not None:  # counted (as the paper does) but unused: keep it out of the optimiser
+        if pooler is not None:  # counted (as the paper does) but unused: not optimised
             pooler.requires_grad_(False)
 
     # ------------------------------------------------------------------ properties
     @property
+    def proj_dim(self) -> int:
+        """Projection width; 0 when there is no projection."""
+        return self.proj.out_features if self.proj is not None else 0
+
+    @property
     def dim(self) -> int:
-        return self.proj.out_features
+        return self.proj_dim or self.encoder.config.hidden_size
 
     @property
     def device(self) -> torch.device:
-        return self.proj.weight.device
+        return next(self.parameters()).device
 
     def num_non_embedding_params(self) -> int:
         """Parameters whose name lacks 'embedding' (the authors' count: layers + pooler + proj)."""
@@ -79,7 +104,8 @@ class BiEncoder(nn.Module):
 
     # ------------------------------------------------------------------ compute
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Differentiable embeddings of a tokenised batch (input_ids, attention_mask) -> [n, proj_dim]."""
+        """Differentiable embeddings of a tokenised batch (input_ids, attention_mask) -> [n, dim];
+        unit length for similarity "cos"."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
         hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # [n, T, H]
         if self.pooling == "cls":
@@ -87,7 +113,10 @@ class BiEncoder(nn.Module):
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)  # [n, T, 1]
             pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)  # [n, H]
-        return self.proj(pooled)  # [n, proj_dim]
+        out = self.proj(pooled) if self.proj is not None else pooled  # [n, dim]
+        if self.similarity == "cos":
+            out = torch.nn.functional.normalize(out.float(), dim=-1)  # [n, dim], unit length
+        return out
 
     forward = embed
 
@@ -101,14 +130,18 @@ class BiEncoder(nn.Module):
     def tokenize(self, texts: list[str], kind: str) -> dict[str, torch.Tensor]:
         """Pad to the longest text, truncate to this encoder's max length for ``kind``."""
         if self.tokenizer is None:
-            raise ConfigError("this BiEncoder has no tokenizer (give tokenizer= or corpus_for_tokenizer=)")
+            raise ConfigError("this BiEncoder has no tokenizer (give tokenizer= or "
+                              "corpus_for_tokenizer=)")
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_len(kind), padding=True,
                              return_tensors="pt", return_token_type_ids=False)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     @torch.no_grad()
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
-        """Embeddings [n, dim] (float32, CPU) of texts; batches are length-sorted to cut padding."""
+        """Embeddings [n, dim] (float32, CPU) of texts; batches are length-sorted to cut padding.
+
+        Unit length for similarity "cos": the model's own score is then ``score_scale`` times
+        the inner product of two outputs."""
         n = len(texts)
         if n == 0:
             return torch.zeros(0, self.dim)
@@ -135,78 +168,30 @@ class BiEncoder(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write a sentence-transformers folder (Transformer, mean/CLS Pooling, Dense) + densescale.json.
-
-        Written to a temporary sibling folder and renamed into place, so a reader never sees a
-        half-written model.
-        """
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tdir = tmp / "0_Transformer"
-        tdir.mkdir(parents=True)
-        self.encoder.save_pretrained(str(tdir), safe_serialization=True)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(str(tdir))
-        hidden = self.encoder.config.hidden_size
-        _json(tdir / "sentence_bert_config.json",
-              {"max_seq_length": self.passage_max_len, "do_lower_case": False})
-        _json(tmp / "1_Pooling" / "config.json", {
-            "word_embedding_dimension": hidden,
-            "pooling_mode_cls_token": self.pooling == "cls",
-            "pooling_mode_mean_tokens": self.pooling == "mean",
-            "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False,
-        })
-        _json(tmp / "2_Dense" / "config.json", {
-            "in_features": hidden, "out_features": self.dim, "bias": True,
-            "activation_function": "torch.nn.modules.linear.Identity"})
-        save_file({"linear.weight": self.proj.weight.detach().cpu().contiguous(),
-                   "linear.bias": self.proj.bias.detach().cpu().contiguous()},
-                  str(tmp / "2_Dense" / "model.safetensors"))
-        _json(tmp / "modules.json", [
-            {"idx": 0, "name": "0", "path": "0_Transformer",
-             "type": "sentence_transformers.models.Transformer"},
-            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-            {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
-        ])
-        import transformers
-
-        _json(tmp / "config_sentence_transformers.json", {
-            "__version__": {"pytorch": torch.__version__, "transformers": transformers.__version__},
-            "prompts": {}, "default_prompt_name": None, "similarity_fn_name": "dot"})
-        from densescale import __version__
-
-        _json(tmp / DENSESCALE_FILE, {
-            "format": "densescale-biencoder-v1", "densescale_version": __version__,
-            "rung": self.rung.to_dict() if self.rung else None,
-            "n_params": self.num_non_embedding_params(), "n_params_total": self.num_params(),
-            "proj_dim": self.dim, "pooling": self.pooling, "query_max_len": self.query_max_len,
-            "passage_max_len": self.passage_max_len, "meta": self.meta, **(extra or {})})
-        _swap_into_place(tmp, path)
-        return path
+        """Write a sentence-transformers folder (Transformer, Pooling, Dense, Normalize for
+        "cos") + densescale.json, atomically (see densescale.models.folder)."""
+        return write_folder(self, path, extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> BiEncoder:
         """Load a folder written by ``save`` (weights from safetensors only)."""
-        from safetensors.torch import load_file
         from transformers import AutoModel
 
         path = Path(path)
-        info_path = path / DENSESCALE_FILE
-        if not info_path.exists():
-            raise DataError(f"not a densescale model folder (no {DENSESCALE_FILE})", path)
-        info = json.loads(info_path.read_text())
+        info = read_info(path)
         tdir = path / "0_Transformer"
         encoder = AutoModel.from_pretrained(str(tdir), use_safetensors=True)
         tokenizer = load_tokenizer(tdir) if (tdir / "tokenizer_config.json").exists() else None
         rung = rung_from_dict(info["rung"]) if info.get("rung") else None
+        similarity = info.get("similarity", "dot")
         model = cls(encoder, tokenizer, info["proj_dim"], info["pooling"], info["query_max_len"],
-                    info["passage_max_len"], rung, info.get("meta"))
-        dense = load_file(str(path / "2_Dense" / "model.safetensors"))
-        model.proj.load_state_dict({"weight": dense["linear.weight"], "bias": dense["linear.bias"]})
+                    info["passage_max_len"], rung, info.get("meta"), similarity=similarity,
+                    scale=info.get("scale") if similarity == "cos" else None)
+        dense = read_projection(path)
+        if (dense is None) != (model.proj is None):
+            raise DataError(f"proj_dim {info['proj_dim']} does not match the 2_Dense folder", path)
+        if dense is not None:
+            model.proj.load_state_dict(dense)
         return model.to(device) if device is not None else model
 
 
@@ -232,6 +217,8 @@ def build_model(
     query_max_len: int = 32,
     passage_max_len: int = 180,
     source: str | None = None,
+    similarity: str = "dot",
+    scale: float | None = None,
 ) -> BiEncoder:
     """Build a BiEncoder for a ladder rung.
 
@@ -244,13 +231,16 @@ def build_model(
             uses the rung's original vocabulary size and has no tokenizer (counting only).
             Pretrained: defaults to the checkpoint's own tokenizer.
         corpus_for_tokenizer: a Corpus or list of texts for the scratch WordPiece tokenizer.
-        proj_dim: projection output size (paper: 768).
+        proj_dim: projection output size (paper: 768); 0 = no projection.
         pooling: "mean" (paper code) or "cls".
         seed: seeds scratch initialisation and the projection.
         source: override the checkpoint location for init="pretrained" (else ``rung.hub_id``).
+        similarity: "dot" (paper) or "cos" (normalised embeddings, score = scale * cos).
+        scale: the cosine score's multiplier (None: 20 for "cos"); must be None for "dot".
 
     Example:
-        >>> enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=["a b", "c"], vocab_size=100)
+        >>> enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=["a b", "c"],
+        ...                   vocab_size=100)
     """
     rung = _rung_of(rung_or_name)
     if init == "pretrained":
@@ -264,7 +254,8 @@ def build_model(
         try:
             encoder = AutoModel.from_pretrained(str(folder))
         except OSError as e:
-            raise ConfigError(f"cannot load pretrained model {src!r} (offline? give a local path): {e}") from None
+            raise ConfigError(f"cannot load pretrained model {src!r} (offline? give a local "
+                              f"path): {e}") from None
         torch.manual_seed(seed)
     elif init == "scratch":
         if tokenizer is not None:
@@ -278,8 +269,10 @@ def build_model(
         encoder = _scratch_encoder(rung, vocab, tok.pad_token_id if tok is not None else 0)
     else:
         raise ConfigError(f"init must be 'scratch' or 'pretrained', got {init!r}")
-    meta = {"init": init, "seed": seed, "source": source or rung.hub_id if init == "pretrained" else None}
-    return BiEncoder(encoder, tok, proj_dim, pooling, query_max_len, passage_max_len, rung, meta)
+    src = source or rung.hub_id if init == "pretrained" else None
+    meta = {"init": init, "seed": seed, "source": src}
+    return BiEncoder(encoder, tok, proj_dim, pooling, query_max_len, passage_max_len, rung, meta,
+                     similarity=similarity, scale=scale)
 
 
 def _rung_of(spec: str | Rung | dict) -> Rung:
@@ -309,7 +302,8 @@ def _scratch_encoder(rung: Rung, vocab: int, pad_id: int) -> nn.Module:
     return BertModel(BertConfig(**kw), add_pooling_layer=True)
 
 
-def pad_batch(seqs: list[list[int]], pad_id: int, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+def pad_batch(seqs: list[list[int]], pad_id: int,
+              device: torch.device | None = None) -> dict[str, torch.Tensor]:
     """Right-pad token id lists to the longest one -> input_ids, attention_mask [n, T]."""
     t = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
@@ -318,16 +312,3 @@ def pad_batch(seqs: list[list[int]], pad_id: int, device: torch.device | None = 
         ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         mask[i, : len(s)] = 1
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-
-
-def _json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-
-
-def _swap_into_place(tmp: Path, path: Path) -> None:
-    old = path.with_name(f".{path.name}.{os.getpid()}.old")
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)

@@ -9,8 +9,9 @@ embedding, as the authors' code does (``'embedding' not in name``): the transfor
 
     N = L * (4 (H^2 + H) + 2 H I + I + H + 4 H) + (H^2 + H) + (H * P + P)
 
-with I the FFN width and P = proj_dim (768). Total parameters add the embeddings
-(vocab * H + max_positions * H + type_vocab * H + LayerNorm 2H [+ ERNIE's task-type table]).
+with I the FFN width and P = proj_dim (768; 0 = no projection, and the term drops out). Total
+parameters add the embeddings (vocab * H + max_positions * H + type_vocab * H + LayerNorm 2H
+[+ ERNIE's task-type table]).
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _bert(layers: int, hidden: int) -> Rung:
 
 
 def _ernie(size: str, layers: int, hidden: int, heads: int, ffn: int) -> Rung:
-    # ERNIE-3.0 zh configs (nghuyong ports): vocab 40000, 2048 positions, 4 token types, 3 task types.
+    # ERNIE-3.0 zh configs (nghuyong ports): vocab 40000, 2048 positions, 4 token types,
+    # 3 task types.
     return Rung(f"ernie-{size}", layers, hidden, heads, ffn,
                 hub_id=f"nghuyong/ernie-3.0-{size}-zh", family="ernie", vocab_size=40000,
                 max_positions=2048, type_vocab_size=4, task_type_vocab_size=3)
@@ -107,7 +109,8 @@ NAMED_BERT = list(_BERT_NAMED.values())
 
 
 def get_rung(name: str) -> Rung:
-    """Look a rung up by name in the built-in ladders (``bert-tiny``, ``bert-L6-H256``, ``ernie-nano``)."""
+    """Look a rung up by name in the built-in ladders (``bert-tiny``, ``bert-L6-H256``,
+    ``ernie-nano``)."""
     for ladder in LADDERS.values():
         if name in ladder:
             return ladder[name]
@@ -121,7 +124,8 @@ _RUNG_KEYS = {"name", "layers", "hidden", "heads", "intermediate", "hub_id", "fa
 
 
 def rung_from_dict(d: dict, where: str = "ladder entry") -> Rung:
-    """A Rung from a mapping; missing shape fields are read from ``hub_id``'s config.json when local."""
+    """A Rung from a mapping; missing shape fields are read from ``hub_id``'s config.json when
+    local."""
     d = dict(d)
     unknown = set(d) - _RUNG_KEYS
     if unknown:
@@ -132,7 +136,8 @@ def rung_from_dict(d: dict, where: str = "ladder entry") -> Rung:
         hub = d.get("hub_id", "")
         cfg = _local_config(hub)
         if cfg is None:
-            raise ConfigError(f"{where} {d['name']!r}: give layers and hidden, or a local hub_id folder")
+            raise ConfigError(f"{where} {d['name']!r}: give layers and hidden, or a local "
+                              "hub_id folder")
         d.setdefault("layers", cfg["num_hidden_layers"])
         d.setdefault("hidden", cfg["hidden_size"])
         d.setdefault("heads", cfg.get("num_attention_heads"))
@@ -147,7 +152,8 @@ def rung_from_dict(d: dict, where: str = "ladder entry") -> Rung:
         if not isinstance(d[k], int) or d[k] <= 0:
             raise ConfigError(f"{where} {d['name']!r}: {k} must be a positive integer")
     if d["hidden"] % d["heads"]:
-        raise ConfigError(f"{where} {d['name']!r}: hidden {d['hidden']} not divisible by heads {d['heads']}")
+        raise ConfigError(f"{where} {d['name']!r}: hidden {d['hidden']} not divisible by heads "
+                          f"{d['heads']}")
     return Rung(**d)
 
 

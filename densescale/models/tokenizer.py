@@ -83,7 +83,8 @@ def train_wordpiece(
     texts: Iterable[Sequence[str]], vocab_size: int = 30522, lowercase: bool = True,
     max_docs: int | None = None,
 ) -> PreTrainedTokenizerFast:
-    """Train a BERT-style WordPiece tokenizer on batches of texts (uncached; see corpus_tokenizer)."""
+    """Train a BERT-style WordPiece tokenizer on batches of texts (uncached; see
+    corpus_tokenizer)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from tokenizers.trainers import WordPieceTrainer
     from transformers import BertTokenizerFast

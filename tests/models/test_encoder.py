@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from densescale.errors import ConfigError
 from densescale.models import BiEncoder, build_model, load_encoder
 from densescale.models.tokenizer import corpus_tokenizer
 
@@ -61,14 +62,15 @@ def test_pretrained_local_minilm_offline(minilm_dir):
         pooled = (h * m).sum(1) / m.sum(1)
         want = enc.proj(pooled)
     torch.testing.assert_close(enc.encode(TEXTS[:2], "doc"), want, rtol=1e-4, atol=1e-4)
-    assert enc.num_non_embedding_params() == 6 * (4 * (384 * 384 + 384) + 2 * 384 + 2 * 384 * 1536
-                                                  + 1536 + 384 + 2 * 384) + 384 * 385 + 384 * 768 + 768
+    layer = 4 * (384 * 384 + 384) + 2 * 384 + 2 * 384 * 1536 + 1536 + 384 + 2 * 384
+    assert enc.num_non_embedding_params() == 6 * layer + 384 * 385 + 384 * 768 + 768
 
 
 def test_chinese_wordpiece_splits_characters():
     tok = corpus_tokenizer(["今天天气很好", "我们去北京", "北京天气"] * 10, vocab_size=60)
     assert tok.tokenize("北京天气") == ["北", "京", "天", "气"]
-    tok2 = corpus_tokenizer(["今天天气很好", "我们去北京", "北京天气"] * 10, vocab_size=60)  # cached
+    # cached
+    tok2 = corpus_tokenizer(["今天天气很好", "我们去北京", "北京天气"] * 10, vocab_size=60)
     assert tok2.get_vocab() == tok.get_vocab()
 
 
@@ -94,3 +96,50 @@ def test_corpus_tokenizer_ids_are_deterministic(scifact_path):
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True).stdout for _ in range(2)}
     assert len(runs) == 1
+
+
+def test_cosine_model_round_trip_and_score_scale(tmp_path):
+    """similarity="cos": unit-length embeddings, declared scale, saved and loaded back, and the
+    sentence-transformers export normalises too."""
+    from sentence_transformers import SentenceTransformer
+
+    shape = {"name": "c", "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}
+    enc = build_model(shape, init="scratch", corpus_for_tokenizer=TEXTS * 20, vocab_size=120,
+                      seed=3, similarity="cos", scale=12.5)
+    assert enc.similarity == "cos" and enc.score_scale == 12.5
+    ref = enc.encode(TEXTS, "doc")
+    torch.testing.assert_close(ref.norm(dim=1), torch.ones(len(TEXTS)))
+    enc.save(tmp_path / "m")
+    info = json.loads((tmp_path / "m" / "densescale.json").read_text())
+    assert info["similarity"] == "cos" and info["scale"] == 12.5
+    again = load_encoder(tmp_path / "m")
+    assert again.similarity == "cos" and again.score_scale == 12.5
+    assert torch.equal(again.encode(TEXTS, "doc"), ref)
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    assert type(st[-1]).__name__ == "Normalize"
+    got = torch.as_tensor(st.encode(TEXTS, convert_to_numpy=True, batch_size=2))
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+    dot = build_model(shape, init="scratch", corpus_for_tokenizer=TEXTS * 20, vocab_size=120)
+    assert dot.similarity == "dot" and dot.score_scale is None
+    with pytest.raises(ConfigError, match="scale"):
+        build_model(shape, init="scratch", corpus_for_tokenizer=TEXTS * 20, vocab_size=120,
+                    similarity="cos", scale=float("nan"))
+
+
+def test_no_projection_counts_and_round_trip(tmp_path):
+    """proj_dim=0: the pooled hidden states are the embedding; N matches the ladder count."""
+    from densescale.models import count_non_embedding_params
+
+    shape = {"name": "np", "layers": 1, "hidden": 32, "heads": 2, "intermediate": 64}
+    enc = build_model(shape, init="scratch", corpus_for_tokenizer=TEXTS * 20, vocab_size=120,
+                      seed=1, proj_dim=0)
+    assert enc.proj is None and enc.dim == 32 and enc.encode(TEXTS, "doc").shape == (4, 32)
+    rung = enc.rung
+    assert enc.num_non_embedding_params() == count_non_embedding_params(rung, proj_dim=0)
+    with_proj = count_non_embedding_params(rung, 768)
+    assert with_proj - count_non_embedding_params(rung, 0) == 32 * 768 + 768
+    enc.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "2_Dense").exists()
+    again = load_encoder(tmp_path / "m")
+    assert again.proj is None
+    assert torch.equal(again.encode(TEXTS, "doc"), enc.encode(TEXTS, "doc"))
