@@ -2,7 +2,10 @@
 
     from densescale.evaluate import contrastive_entropy, ranking_metrics, evaluate_model
     ce = contrastive_entropy(encoder, dataset, "test")          # CEResult, lower is better
-    rm = ranking_metrics(encoder, dataset, "test")              # {"nDCG@10": ..., ...}
+    rm = ranking_metrics(encoder, dataset, "test")              # {"ndcg@10": ..., ...}
+
+Settings: ``EvalConfig`` (densescale.evaluate.config), passed as ``config=`` or as keyword
+overrides; metric names: ``densescale.evaluate.metrics``.
 
 Heavy optional parts (ranking via ir_measures, correlation via scipy/matplotlib) load lazily so
 that training can import contrastive entropy cheaply.
@@ -12,27 +15,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from densescale.evaluate.config import EvalConfig
 from densescale.evaluate.contrastive_entropy import CEResult, contrastive_entropy
 from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
 from densescale.evaluate.negatives import NegativeSample, sample_negatives
 
 if TYPE_CHECKING:
-    from densescale.evaluate.correlation import correlate, plot_correlation
     from densescale.evaluate.combined import evaluate_model
+    from densescale.evaluate.correlation import correlate, plot_correlation
     from densescale.evaluate.ranking import exact_search, ranking_metrics
 
 _LAZY = {
     "ranking_metrics": "densescale.evaluate.ranking",
     "exact_search": "densescale.evaluate.ranking",
-    "DEFAULT_METRICS": "densescale.evaluate.ranking",
     "correlate": "densescale.evaluate.correlation",
     "plot_correlation": "densescale.evaluate.correlation",
     "evaluate_model": "densescale.evaluate.combined",
 }
 
 __all__ = [
-    "CEResult", "contrastive_entropy", "sample_negatives", "NegativeSample", "load_scorer",
-    "SentenceTransformerEncoder", "HFEncoder", *_LAZY,
+    "EvalConfig", "CEResult", "contrastive_entropy", "sample_negatives", "NegativeSample",
+    "load_scorer", "SentenceTransformerEncoder", "HFEncoder", "ranking_metrics", "exact_search",
+    "correlate", "plot_correlation", "evaluate_model",
 ]
 
 

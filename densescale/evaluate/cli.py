@@ -2,82 +2,160 @@
 
     densescale eval --model runs/bert-tiny --data squad_v11 --split test --json
     densescale correlate --results results.jsonl --plot plots/
+
+The evaluation flags (``--negatives``, ``--repeats``, ``--k``, ``--ranking-pool-size`` ...) are
+generated from ``EvalConfig``'s fields, so the command and the config cannot drift apart; a flag
+left out keeps EvalConfig's default.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
-import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from densescale.errors import ConfigError
+from densescale.evaluate.config import EvalConfig
+
+_P = inspect.Parameter
 
 
-def eval_cmd(
-    model: Path = typer.Option(..., "--model", help="Model folder: densescale checkpoint, "
-                               "sentence-transformers model or Hugging Face encoder."),
-    data: str = typer.Option(..., "--data", help="Dataset path (BEIR layout) or name."),
-    split: str = typer.Option("test", "--split", help="qrels split to evaluate."),
-    negatives: int = typer.Option(256, "--negatives", help="W negatives per pair."),
-    repeats: int = typer.Option(10, "--repeats", help="R fresh negative draws."),
-    seed: int = typer.Option(1, "--seed", help="Seeds negatives, pools and pair subsample."),
-    pool_size: int | None = typer.Option(None, "--pool-size",
-                                         help="Negative pool size (default: corpus minus "
-                                              "positives; paper's MS MARCO code: 1000000)."),
-    max_pairs: int | None = typer.Option(None, "--max-pairs",
-                                         help="Score a seeded subsample of pairs."),
-    k: int = typer.Option(1000, "--k", help="Hits per query for ranking."),
-    ranking_pool_size: int | None = typer.Option(
-        None, "--ranking-pool-size", help="Search a seeded pool (all positives + others)."),
-    exclude_self: bool = typer.Option(False, "--exclude-self",
-                                      help="Drop hits whose id equals the query id (ArguAna)."),
-    run_out: Path | None = typer.Option(None, "--run-out", help="Write the TREC run here."),
-    no_ranking: bool = typer.Option(False, "--no-ranking", help="Contrastive entropy only."),
-    metrics: str = typer.Option(",".join(("nDCG@10", "RR@10", "R@100", "R@1000", "AP")),
-                                "--metrics", help="Comma-separated ir_measures names."),
-    batch_size: int = typer.Option(256, "--batch-size"),
-    query_max_len: int | None = typer.Option(None, "--query-max-len",
-                                             help="Token limit for queries (ST/HF models)."),
-    passage_max_len: int | None = typer.Option(None, "--passage-max-len",
-                                               help="Token limit for passages (ST/HF models)."),
-    device: str | None = typer.Option(None, "--device", help="cpu, cuda, ... (default: auto)."),
-    out: Path | None = typer.Option(None, "--out", help="Also append the result row (JSONL)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
-) -> None:
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, inf) replaced by None (JSON null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def _dumps(obj: Any, **kw: Any) -> str:
+    return json.dumps(json_safe(obj), allow_nan=False, **kw)
+
+
+def _cli_type(annotation: Any) -> type:
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        return _cli_type(non_none[0]) if len(non_none) == 1 else str
+    return annotation if annotation in (int, float, bool, str) else str
+
+
+def _config_params() -> list[inspect.Parameter]:
+    """One flag per EvalConfig field; the help and the shown default come from the field."""
+    defaults = EvalConfig()
+    params = []
+    for name, field in EvalConfig.model_fields.items():
+        t = _cli_type(field.annotation)
+        flag = "--" + name.replace("_", "-")
+        decls = [f"{flag}/--no-{name.replace('_', '-')}"] if t is bool else [flag]
+        value = getattr(defaults, name)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        if isinstance(value, tuple):
+            help_ = f"{field.description} (comma-separated)"
+        else:
+            help_ = field.description or ""
+        params.append(_P(name, _P.KEYWORD_ONLY, annotation=t | None,
+                         default=typer.Option(None, *decls, show_default=False,
+                                              help=f"{help_} (default: {shown})")))
+    return params
+
+
+def config_from_flags(given: dict[str, Any]) -> EvalConfig:
+    """EvalConfig from the generated flags (None = not given; "none" clears an optional one)."""
+    kw: dict[str, Any] = {}
+    for name, v in given.items():
+        if v is None:
+            continue
+        if isinstance(v, str) and v.lower() == "none":
+            v = None
+        elif isinstance(getattr(EvalConfig(), name), tuple):
+            v = tuple(x.strip() for x in v.split(",") if x.strip())
+        kw[name] = v
+    return EvalConfig.make(**kw)
+
+
+def _opt(name: str, annotation: Any, default: Any, *decls: str, help: str) -> inspect.Parameter:
+    return _P(name, _P.KEYWORD_ONLY, annotation=annotation,
+              default=typer.Option(default, *decls, help=help))
+
+
+def _run_params() -> list[inspect.Parameter]:
+    return [
+        _opt("model", Path, ..., "--model", help="Model folder: densescale checkpoint, "
+             "sentence-transformers model or Hugging Face encoder."),
+        _opt("data", str, ..., "--data", help="Dataset path (BEIR layout) or name."),
+        _opt("split", str, "test", "--split", help="qrels split to evaluate (reported)."),
+        _opt("calibrate", str, "auto", "--calibrate", help="Calibrated contrastive entropy: "
+             "auto (declared scale, else a temperature fitted on the selection split when "
+             "scores are bounded), declared, fit, none."),
+        _opt("normalized", bool, False, "--normalized", help="Treat the model's embeddings as "
+             "unit-norm (bounded scores): report a calibrated value."),
+        _opt("query_max_len", int | None, None, "--query-max-len",
+             help="Token limit for queries (ST/HF models)."),
+        _opt("passage_max_len", int | None, None, "--passage-max-len",
+             help="Token limit for passages (ST/HF models)."),
+        _opt("device", str | None, None, "--device", help="cpu, cuda, ... (default: auto)."),
+        _opt("run_out", Path | None, None, "--run-out", help="Write the TREC run here."),
+        _opt("out", Path | None, None, "--out", help="Also append the result row (JSONL)."),
+        _opt("as_json", bool, False, "--json", help="Print one JSON document (NaN as null)."),
+        _opt("quiet", bool, False, "--quiet", help="No progress bars."),
+    ]
+
+
+def eval_cmd(**kw: Any) -> None:
     """Contrastive entropy (mean ± stderr over repeats) and ranking metrics of one model."""
+    import sys
+
     from densescale.data import open_dataset
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.encoders import load_scorer
+    from densescale.evaluate.metrics import canonical, label
 
-    if run_out is not None and no_ranking:
+    run = {p.name: kw.pop(p.name) for p in _run_params()}
+    cfg = config_from_flags(kw)
+    if run["run_out"] is not None and not cfg.ranking:
         raise ConfigError("--run-out needs ranking (drop --no-ranking)")
-    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    ds = open_dataset(data)
-    scorer = load_scorer(model, query_max_len, passage_max_len, device)
-    row = evaluate_model(scorer, ds, split, negatives=negatives, repeats=repeats, seed=seed,
-                         pool_size=pool_size, max_pairs=max_pairs, ranking=not no_ranking, k=k,
-                         metrics=names, ranking_pool_size=ranking_pool_size,
-                         exclude_self=exclude_self, run_path=run_out, batch_size=batch_size,
-                         device=device, progress=sys.stderr.isatty())
-    row["model"] = str(model)
-    if out is not None:
-        with open(out, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
-    if as_json:
-        typer.echo(json.dumps(row, indent=2))
+    ds = open_dataset(run["data"])
+    scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
+                         run["device"])
+    row = evaluate_model(scorer, ds, run["split"], cfg, calibrate=run["calibrate"],
+                         normalized=run["normalized"] or None, run_path=run["run_out"],
+                         device=run["device"], progress=sys.stderr.isatty())
+    row["model"] = str(run["model"])
+    row["eval_config"] = cfg.to_dict()
+    if run["out"] is not None:
+        with open(run["out"], "a", encoding="utf-8") as f:
+            f.write(_dumps(row) + "\n")
+    if run["as_json"]:
+        typer.echo(_dumps(row, indent=2))
         return
-    typer.echo(f"{model} on {ds.name}/{split}: {row['n_pairs']} pairs, W={negatives}, "
-               f"R={repeats}, pool={row['pool_size']}")
+    typer.echo(f"{run['model']} on {ds.name}/{run['split']}: {row['n_pairs']} pairs, "
+               f"W={cfg.negatives}, R={cfg.repeats}, pool={row['pool_size']}")
     typer.echo(f"contrastive entropy  {row['contrastive_entropy']:.4f} ± "
                f"{row['contrastive_entropy_stderr']:.4f} (stderr over repeats; over pairs "
-               f"± {row['contrastive_entropy_pair_stderr']:.4f})")
-    if not no_ranking:
-        for m in names:
-            typer.echo(f"{m:<20} {row[m]:.4f}")
+               f"± {row['contrastive_entropy_pair_stderr']:.4f}); chance ln(W+1) = "
+               f"{row['chance']:.4f}")
+    if row["contrastive_entropy_calibrated"] is not None:
+        typer.echo(f"calibrated           {row['contrastive_entropy_calibrated']:.4f} ± "
+                   f"{row['contrastive_entropy_calibrated_stderr']:.4f} (scale "
+                   f"{row['calibration_scale']:.3g}, {row['calibration_source']})")
+    if cfg.ranking:
+        for m in cfg.metrics:
+            typer.echo(f"{label(m):<20} {row[canonical(m)]:.4f}")
     typer.echo(f"time {row['seconds_total']:.1f}s")
+
+
+eval_cmd.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    _run_params() + _config_params())
 
 
 def correlate_cmd(
@@ -99,10 +177,8 @@ def correlate_cmd(
         raise ConfigError("no ranking metric columns found; pass --others")
     written = [str(p) for p in plot_correlation(rows, plot, metric, other_list)] if plot else []
     if as_json:
-        clean = {o: {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                     for k, v in c.items()} for o, c in corr.items()}
-        typer.echo(json.dumps({"metric": metric, "n_rows": len(rows), "correlation": clean,
-                               "plots": written}, indent=2))
+        typer.echo(_dumps({"metric": metric, "n_rows": len(rows), "correlation": corr,
+                           "plots": written}, indent=2))
         return
     typer.echo(f"{'metric':<14} {'pearson':>8} {'spearman':>9} {'n':>4}   (x = {metric})")
     for o, c in corr.items():
@@ -112,5 +188,5 @@ def correlate_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval")(eval_cmd)
+    app.command("eval", context_settings={"max_content_width": 120})(eval_cmd)
     app.command("correlate")(correlate_cmd)

@@ -26,9 +26,12 @@ class EvalConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    negatives: int = Field(PAPER_NEGATIVES, description="W, sampled negatives per pair (paper: 256)")
-    repeats: int = Field(PAPER_REPEATS, description="R, fresh negative draws averaged (paper code: 10)")
-    seed: int = Field(1, description="seeds the pair subsample, the pool and the draws (paper code: 1)")
+    negatives: int = Field(PAPER_NEGATIVES,
+                           description="W, sampled negatives per pair (paper: 256)")
+    repeats: int = Field(PAPER_REPEATS,
+                         description="R, fresh negative draws averaged (paper code: 10)")
+    seed: int = Field(1, description="seeds the pair subsample, the pool and the draws "
+                      "(paper code: 1)")
     pool_size: int | None = Field(None, description="negative pool of this many passages; None = "
                                   "corpus minus the split's positives (paper code: 1,000,000)")
     max_pairs: int | None = Field(None, description="score a seeded subsample of pairs; None = all")
@@ -40,8 +43,12 @@ class EvalConfig(BaseModel):
     ranking_pool_size: int | None = Field(None, description="rank within every positive plus "
                                           "seeded other passages; None = whole corpus")
     ranking_max_queries: int | None = Field(None, description="rank a seeded sample of queries")
+    exclude_self: bool = Field(False, description="drop hits whose doc id equals the query id "
+                               "(ArguAna)")
+    shard_size: int = Field(100_000, description="passages encoded and searched at a time "
+                            "(bounds memory)")
 
-    @field_validator("negatives", "repeats", "k", "batch_size")
+    @field_validator("negatives", "repeats", "k", "batch_size", "shard_size")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:
@@ -71,6 +78,15 @@ class EvalConfig(BaseModel):
             err = e.errors()[0]
             key = ".".join(str(x) for x in err.get("loc", ())) or "eval"
             raise ConfigError(f"{key}: {err['msg'].removeprefix('Value error, ')}") from None
+
+    @classmethod
+    def resolve(cls, config: EvalConfig | None = None, **overrides: Any) -> EvalConfig:
+        """``config`` (default: ``EvalConfig()``) with keyword overrides applied; the one way the
+        evaluation functions turn ``(config, **overrides)`` into settings."""
+        base = config if config is not None else cls()
+        if not isinstance(base, EvalConfig):
+            raise ConfigError(f"config must be an EvalConfig, got {type(base).__name__}")
+        return base.replace(**overrides) if overrides else base
 
     def replace(self, **kw: Any) -> EvalConfig:
         return type(self).make(**{**self.model_dump(), **kw})

@@ -1,11 +1,12 @@
 """Correlation between contrastive entropy and ranking metrics across models (paper Fig. 2).
 
-The paper (V1 §3.5, Fig. 2) plots ranking metrics against contrastive entropy for models of
-different sizes on MS MARCO and calls the relation strong (Recall@1000 close to linear) but gives
-no coefficients; here we report Pearson's r and Spearman's rho (scipy) per metric.
+The paper (Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3.5, Fig. 2)
+plots ranking metrics against contrastive entropy for models of different sizes on MS MARCO and
+calls the relation strong (Recall@1000 close to linear) but gives no coefficients; here we
+report Pearson's r and Spearman's rho (scipy) per metric.
 
     rows = [evaluate_model(m, ds, "test") for m in models]
-    correlate(rows)              # {"nDCG@10": {"pearson": -0.97, "spearman": -1.0, ...}, ...}
+    correlate(rows)              # {"ndcg@10": {"pearson": -0.97, "spearman": -1.0, ...}, ...}
     plot_correlation(rows, "plots/")
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from densescale.errors import DataError
-from densescale.evaluate.ranking import DEFAULT_METRICS
+from densescale.evaluate.metrics import RANKING_KEYS, canonical, label
 
 CE = "contrastive_entropy"
 
@@ -78,7 +79,9 @@ def correlate(rows: Sequence[dict[str, Any]], metric: str = CE,
         rows: one dict per evaluated model (``evaluate_model`` rows, or CSV/JSONL records).
         metric: the x variable (default contrastive entropy; lower is better, so good agreement
             shows as a *negative* correlation with nDCG/MRR/recall/MAP).
-        others: metrics to correlate with (default: the ranking metrics present in the rows).
+        others: metrics to correlate with (default: the columns of the rows that name a ranking
+            metric of ``densescale.evaluate.metrics``, canonical keys or older aliases, in
+            table order).
 
     Returns:
         {other: {"pearson", "pearson_p", "spearman", "spearman_p", "n"}} (nan when n < 3 or a
@@ -88,7 +91,8 @@ def correlate(rows: Sequence[dict[str, Any]], metric: str = CE,
 
     if others is None:
         present = set().union(*(r.keys() for r in rows)) if rows else set()
-        others = [m for m in DEFAULT_METRICS if m in present]
+        found = [c for c in present if canonical(c) in RANKING_KEYS]
+        others = sorted(found, key=lambda c: (RANKING_KEYS.index(canonical(c)), c))
     out: dict[str, dict[str, float]] = {}
     for o in others:
         xs, ys = _pairs(rows, metric, o)
@@ -132,7 +136,7 @@ def plot_correlation(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
                 ax.annotate(Path(lab).name, (x, y), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xlabel("contrastive entropy (lower is better)" if metric == CE else metric)
-        ax.set_ylabel(o)
+        ax.set_ylabel(label(o))
         ax.set_title(f"Pearson {c['pearson']:.3f}, Spearman {c['spearman']:.3f} (n={c['n']})",
                      fontsize=9)
         ax.grid(alpha=0.3)

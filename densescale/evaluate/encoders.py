@@ -32,7 +32,8 @@ class Encoder(Protocol):
     def encode(self, texts: list[str], kind: str, batch_size: int = 128) -> torch.Tensor: ...
 
 
-def _pick_device(device: str | torch.device | None) -> torch.device:
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, or cuda when available, else cpu."""
     return torch.device(device) if device else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
 
@@ -45,18 +46,26 @@ class SentenceTransformerEncoder:
         query_max_len: token limit for queries (None: the model's ``max_seq_length``).
         passage_max_len: token limit for passages (None: the model's ``max_seq_length``).
         device: torch device; None picks cuda when available. On CUDA the model runs in bf16.
+
+    Attributes:
+        similarity: "cos" when the model ends in a ``Normalize`` module (unit-norm embeddings,
+            bounded scores), else "dot".
+        score_scale: None (a sentence-transformers model declares no multiplier of its scores).
     """
+
+    score_scale: float | None = None
 
     def __init__(self, model: Any, query_max_len: int | None = None,
                  passage_max_len: int | None = None, device: str | None = None):
         from sentence_transformers import SentenceTransformer
 
-        dev = _pick_device(device)
+        dev = pick_device(device)
         if not isinstance(model, SentenceTransformer):
             model = SentenceTransformer(str(model), device=str(dev), local_files_only=True)
         if dev.type == "cuda":
             model = model.to(dev).to(torch.bfloat16)
         self.model = model.eval()
+        self.similarity = "cos" if _ends_normalized(model) else "dot"
         default = model.max_seq_length
         self.query_max_len = query_max_len or default
         self.passage_max_len = passage_max_len or default
@@ -70,6 +79,11 @@ class SentenceTransformerEncoder:
         return emb.float().cpu()  # [n, dim]
 
 
+def _ends_normalized(model: Any) -> bool:
+    """Whether a SentenceTransformer's modules include ``Normalize`` (unit-norm embeddings)."""
+    return any(type(m).__name__ == "Normalize" for m in model)
+
+
 class HFEncoder:
     """A Hugging Face ``AutoModel`` (local folder) with mean pooling over non-padding tokens.
 
@@ -77,13 +91,18 @@ class HFEncoder:
         path: folder with config.json, weights and tokenizer files.
         query_max_len / passage_max_len: token limits (None: the tokenizer's limit, at most 512).
         device: torch device; None picks cuda when available (bf16 autocast there).
+
+    Mean-pooled embeddings are not normalised: ``similarity`` "dot", ``score_scale`` None.
     """
+
+    similarity = "dot"
+    score_scale: float | None = None
 
     def __init__(self, path: str | os.PathLike, query_max_len: int | None = None,
                  passage_max_len: int | None = None, device: str | None = None):
         from transformers import AutoModel, AutoTokenizer
 
-        self.device = _pick_device(device)
+        self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(path), local_files_only=True)
         self.model = self.model.to(self.device).eval()
@@ -113,9 +132,8 @@ def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,
     """Load any text-to-vector model from a local folder.
 
     A folder with ``densescale.json`` (or a training output with ``best/``/``last/``) is a
-    densescale checkpoint (``densescale.models.load_encoder``; falls back to
-    sentence-transformers, which can read those folders too); a
-    folder with ``modules.json`` is a sentence-transformers model; one with ``config.json`` is a
+    densescale checkpoint (``densescale.models.load_encoder``); a folder with ``modules.json``
+    is a sentence-transformers model; one with ``config.json`` is a
     Hugging Face encoder (mean pooling).
 
     Example:
@@ -125,16 +143,12 @@ def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,
     if not p.is_dir():
         raise ConfigError(f"model folder not found: {p}")
     if any((p / sub / "densescale.json").exists() for sub in (".", "best", "last")):
-        try:
-            from densescale.models import load_encoder
-        except ImportError:
-            load_encoder = None
-        if load_encoder is not None:
-            enc = load_encoder(p, device)
-            if hasattr(enc, "eval"):
-                enc.eval()
-            return enc
-        return SentenceTransformerEncoder(p, query_max_len, passage_max_len, device)
+        from densescale.models import load_encoder
+
+        enc = load_encoder(p, device)
+        if hasattr(enc, "eval"):
+            enc.eval()
+        return enc
     if (p / "modules.json").exists():
         return SentenceTransformerEncoder(p, query_max_len, passage_max_len, device)
     if (p / "config.json").exists():

@@ -2,11 +2,13 @@
 
 Every model of a study must be scored on the *same* negatives, otherwise the differences between
 models are buried under sampling noise. The sample is a deterministic function of
-(dataset fingerprint, split, seed, W, pool size, R, max_pairs); it is drawn once, written to
+(corpus fingerprint, split and its positive qrels, seed, W, pool size, R, max_pairs); it is
+drawn once, written to
 ``densescale.utils.cache_dir()/negatives/`` and reused by every later call (and kept in memory
 for periodic evaluation during training).
 
-Sampling follows the authors' ``evaluate.py`` (PAPER.md section 1): the pool is the corpus
+Sampling follows the authors' ``evaluate.py`` (Fang et al., Scaling Laws for Dense Retrieval,
+SIGIR 2024, Section 3.5, and their released code): the pool is the corpus
 minus every positive of the evaluation split (or a seeded random pool of ``pool_size`` such
 passages; they used 1M for MS MARCO); for each (query, positive) pair and each of the R repeats,
 W passages are drawn uniformly *without replacement* from the pool.
@@ -17,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from densescale.errors import ConfigError, DataError
+from densescale.evaluate.config import EvalConfig
 from densescale.utils import atomic_write_bytes, cache_dir
 
 if TYPE_CHECKING:
@@ -121,39 +124,35 @@ def _draw_distinct(rng: np.random.Generator, pool: int, shape: tuple[int, int, i
 def sample_negatives(
     dataset: Dataset,
     split: str,
-    negatives: int = 256,
-    repeats: int = 10,
-    seed: int = 1,
-    pool_size: int | None = None,
-    max_pairs: int | None = None,
+    config: EvalConfig | None = None,
+    *,
     use_cache: bool = True,
+    **overrides: Any,
 ) -> NegativeSample:
     """Draw (or load from cache) the negative sample for contrastive entropy.
 
     Args:
         dataset: an opened ``densescale.data.Dataset``.
         split: qrels split; its positives (score > 0) are the scored pairs and are all excluded
-            from the pool.
-        negatives: W, negatives per pair (paper: 256).
-        repeats: R, independent draws per pair (paper's code: 10).
-        seed: fixes the pair subsample, the pool and the draws.
-        pool_size: size of a seeded random pool of non-positive passages; None = all of them.
-        max_pairs: score a seeded random subsample of this many pairs (None = all).
+            from the pool ("selection" works like any split).
+        config: EvalConfig; this uses negatives (W), repeats (R), seed (fixes the pair
+            subsample, the pool and the draws), pool_size (a seeded random pool of non-positive
+            passages; None = all of them) and max_pairs (a seeded subsample of pairs; None =
+            all). ``**overrides`` replace its fields.
         use_cache: read/write the on-disk cache.
 
     Returns:
-        A NegativeSample (ids/rows only, no embeddings).
+        A NegativeSample (ids/rows only, no embeddings). Its cache key hashes the corpus ids,
+        the split name and the split's positive qrels, so a derived split (the selection
+        split) that changes gets a new sample.
 
     Example:
         >>> s = sample_negatives(open_dataset("scifact"), "test", negatives=8, repeats=2)
         >>> s.negatives.shape  # (2, 339, 8)
     """
-    if negatives < 1 or repeats < 1:
-        raise ConfigError("negatives and repeats must be >= 1")
-    if pool_size is not None and pool_size < 1:
-        raise ConfigError("pool_size must be >= 1")
-    if max_pairs is not None and max_pairs < 1:
-        raise ConfigError("max_pairs must be >= 1")
+    cfg = EvalConfig.resolve(config, **overrides)
+    negatives, repeats, seed = cfg.negatives, cfg.repeats, cfg.seed
+    pool_size, max_pairs = cfg.pool_size, cfg.max_pairs
     pairs = dataset.pairs(split)
     if not pairs:
         raise DataError(f"split {split!r} has no positive pairs", dataset.path)

