@@ -33,7 +33,7 @@ import numpy as np
 
 from densescale import __version__
 from densescale.data import Dataset, Doc, Pair, write_annotation_set
-from densescale.errors import ConfigError
+from densescale.errors import ConfigError, DenseScaleError
 
 
 class Item(NamedTuple):
@@ -208,7 +208,8 @@ def finalize(out: Path, queries: dict[str, str], pairs: list[Pair], provenance: 
 
 def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out: str | os.PathLike,
                    args: dict, journaled: bool = True, retry_failed: bool = False,
-                   fsync_every: int = 1, progress: bool = True) -> dict:
+                   fsync_every: int = 1, progress: bool = True,
+                   max_failure_rate: float | None = None) -> dict:
     """Generate for every item not yet done, then write the annotation set to ``out``.
 
     Args:
@@ -221,9 +222,14 @@ def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out
         retry_failed: On resume, generate again for items recorded as failures.
         fsync_every: Journal records per fsync.
         progress: Show a tqdm bar on stderr.
+        max_failure_rate: Largest share of failed items that still publishes the set; a run
+            with more failures (or with no query at all) publishes nothing.
 
     Returns:
         The provenance dict written to ``out/provenance.json``.
+
+    Raises:
+        AnnotationFailed: too many items failed; the journal keeps what succeeded.
     """
     from tqdm import tqdm
 
@@ -272,7 +278,29 @@ def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out
     missing = [it.key for it in items if it.key not in records]
     if missing:
         raise RuntimeError(f"{len(missing)} items got no result (first: {missing[0]})")
+    check_failures(items, records, out, max_failure_rate, journaled)
     return _write_set(annotator, ds, items, records, out, args)
+
+
+class AnnotationFailed(DenseScaleError):
+    """Too many items failed: the annotation set is not published (exit status 1)."""
+
+
+def check_failures(items: Sequence[Item], records: dict[str, dict], out: Path,
+                   max_failure_rate: float | None, journaled: bool = True) -> None:
+    """Raise AnnotationFailed when no item got a query or failures exceed ``max_failure_rate``."""
+    failed = [records[it.key] for it in items if records[it.key]["type"] == "failure"]
+    rate = len(failed) / len(items)
+    limit = 1.0 if max_failure_rate is None else max_failure_rate
+    if not failed or (rate <= limit and len(failed) < len(items)):
+        return
+    why = (f"over --max-failure-rate {limit:.0%}" if rate > limit else "no item got a query")
+    kept = (f"the journal {out / 'journal.jsonl'} keeps the {len(items) - len(failed)} "
+            "successes; fix the cause and rerun with --retry-failed" if journaled
+            else "rerun once the cause is fixed")
+    raise AnnotationFailed(f"{out}: {len(failed)} of {len(items)} items failed ({rate:.0%}, "
+                           f"{why}); first error: {failed[0].get('error')}. The annotation set "
+                           f"was not published; {kept}")
 
 
 def _write_set(annotator: Annotator, ds: Dataset, items: Sequence[Item], records: dict[str, dict],

@@ -34,6 +34,9 @@ _UNIQUE = typer.Option(False, "--unique-passages",
                        help="One item per distinct passage instead of one per human pair.")
 _JSON = typer.Option(False, "--json", help="Print one JSON summary on stdout.")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
+_MAX_FAIL = typer.Option(0.1, "--max-failure-rate", min=0.0, max=1.0,
+                         help="Largest share of failed items that still publishes the set; "
+                              "above it the command exits 1 and publishes nothing.")
 
 
 def _select(data: str, split: str, passages: int | None, seed: int, unique: bool,
@@ -99,7 +102,7 @@ def doc2query(
     train_lr: float = typer.Option(3e-4, "--train-lr"),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="On resume, retry items recorded as failures."),
-    as_json: bool = _JSON, progress: bool = _PROGRESS,
+    max_failure_rate: float = _MAX_FAIL, as_json: bool = _JSON, progress: bool = _PROGRESS,
 ) -> None:
     """docT5query-style queries from a seq2seq model (top-k sampling), optionally fine-tuned."""
     from densescale.annotate.base import run_annotation
@@ -130,7 +133,8 @@ def doc2query(
                              batch_size, seed, device)
     ann.base_model = model if train_from else None
     prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed,
-                          fsync_every=batch_size, progress=progress)
+                          fsync_every=batch_size, progress=progress,
+                          max_failure_rate=max_failure_rate)
     _report(prov, out, as_json)
 
 
@@ -162,7 +166,7 @@ def llm(
     device: str | None = typer.Option(None, "--device", help="hf backend device."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="On resume, retry items recorded as failures."),
-    as_json: bool = _JSON, progress: bool = _PROGRESS,
+    max_failure_rate: float = _MAX_FAIL, as_json: bool = _JSON, progress: bool = _PROGRESS,
 ) -> None:
     """LLM-written queries (OpenAI-compatible endpoint or local HF causal LM), resumable."""
     from densescale.annotate.base import run_annotation, sha256_text
@@ -189,7 +193,7 @@ def llm(
     ann = LLMAnnotator(be, template, model, output_format, max_query_words, max_attempts,
                        price_in, price_out, max_retries)
     prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, fsync_every=8,
-                          progress=progress)
+                          progress=progress, max_failure_rate=max_failure_rate)
     _report(prov, out, as_json)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 from fake_openai_server import FakeOpenAI
 
 from densescale.annotate.llm import InvalidResponse, parse_query
-from densescale.cli import app
+from densescale.cli import app, main
 from densescale.data import read_annotation_set
 from densescale.errors import ConfigError, DenseScaleError
 
@@ -58,7 +59,7 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
              str(tmp_path / "prompt.txt"), "--concurrency", "4", "--timeout", "0.4",
              "--backoff", "0.01", "--max-attempts", "3", "--max-retries", "2",
              "--max-query-words", "20", "--price-in", "2", "--price-out", "10", "--json",
-             "--no-progress"],
+             "--max-failure-rate", "0.5", "--no-progress"],
             standalone_mode=False)
     aset = read_annotation_set(out)
     prov = aset.provenance
@@ -100,7 +101,7 @@ def test_llm_faults_retries_failures_and_redaction(tmp_path, monkeypatch, capfd)
              "--model", "fake-model", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
              str(tmp_path / "prompt.txt"), "--backoff", "0.01", "--max-attempts", "3",
              "--max-retries", "2", "--max-query-words", "20", "--retry-failed",
-             "--no-progress"], standalone_mode=False)
+             "--max-failure-rate", "0.5", "--no-progress"], standalone_mode=False)
         assert srv.requests == 12
     assert read_annotation_set(out).queries == aset.queries
 
@@ -189,7 +190,8 @@ def test_llm_hf_backend_tiny_gpt2(scifact_path, tiny_gpt2, tmp_path):
     out = tmp_path / "hf"
     app(["annotate", "llm", "--backend", "hf", "--model", str(tiny_gpt2), "--data",
          str(scifact_path), "--out", str(out), "--limit", "3", "--output-format", "text",
-         "--max-tokens", "6", "--batch-size", "3", "--max-attempts", "2", "--no-progress"],
+         "--max-tokens", "6", "--batch-size", "3", "--max-attempts", "2", "--no-progress",
+         "--max-failure-rate", "1"],
         standalone_mode=False)
     aset = read_annotation_set(out)
     c = aset.provenance["counts"]
@@ -197,3 +199,59 @@ def test_llm_hf_backend_tiny_gpt2(scifact_path, tiny_gpt2, tmp_path):
     assert c["queries_written"] >= 1
     assert aset.provenance["usage"]["completion_tokens"] > 0
     assert aset.provenance["parameters"]["backend"] == "hf"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _llm_main(data: Path, out: Path, url: str, *extra: str) -> int:
+    with pytest.raises(SystemExit) as ex:
+        main(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", url,
+              "--model", "m", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
+              str(data.parent / "prompt.txt"), "--backoff", "0.01", "--max-retries", "1",
+              "--no-progress", *extra])
+    return ex.value.code
+
+
+@pytest.mark.parametrize("endpoint", ["always500", "unreachable"])
+def test_total_llm_failure_exits_1_and_publishes_nothing(tmp_path, monkeypatch, capsys,
+                                                         endpoint):
+    data = _dataset(tmp_path, ["always500"] * 4)
+    monkeypatch.setenv("FAKE_LLM_KEY", KEY)
+    out = tmp_path / "llm"
+    if endpoint == "unreachable":
+        code = _llm_main(data, out, f"http://127.0.0.1:{_free_port()}/v1")
+    else:
+        with FakeOpenAI(KEY) as srv:
+            code = _llm_main(data, out, srv.url)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"error: {out}: 4 of 4 items failed (100%") and "Traceback" not in err
+    assert ("HTTP 500" if endpoint == "always500" else "connection error") in err
+    assert sorted(p.name for p in out.iterdir()) == ["journal.jsonl"]  # no set, nothing half
+    assert not list(tmp_path.glob(".llm*"))
+    recs = [json.loads(x) for x in (out / "journal.jsonl").read_text().splitlines()[1:]]
+    assert [r["type"] for r in recs] == ["failure"] * 4
+
+
+def test_failure_rate_over_threshold_keeps_successes_in_the_journal(tmp_path, monkeypatch,
+                                                                    capsys):
+    data = _dataset(tmp_path, ["ok", "always500", "ok", "ok"])
+    monkeypatch.setenv("FAKE_LLM_KEY", KEY)
+    out = tmp_path / "llm"
+    with FakeOpenAI(KEY) as srv:
+        assert _llm_main(data, out, srv.url) == 1  # 25% > the default 10%
+        assert "1 of 4 items failed (25%, over --max-failure-rate 10%)" in capsys.readouterr().err
+        assert not (out / "queries.jsonl").exists()
+        n = srv.requests
+        # a laxer threshold publishes from the journal without asking again
+        app(["annotate", "llm", "--data", str(data), "--out", str(out), "--endpoint", srv.url,
+             "--model", "m", "--api-key-env", "FAKE_LLM_KEY", "--prompt",
+             str(tmp_path / "prompt.txt"), "--backoff", "0.01", "--max-retries", "1",
+             "--no-progress", "--max-failure-rate", "0.25"], standalone_mode=False)
+        assert srv.requests == n
+    aset = read_annotation_set(out)
+    assert len(aset.queries) == 3 and aset.provenance["counts"]["failures"] == 1
