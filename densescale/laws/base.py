@@ -11,10 +11,16 @@ B) are all O(1) numbers for the optimiser. Subclasses describe the law with five
 
 Two fitting methods:
 
-* ``"lsq"`` (the paper): least squares on the raw metric with ``scipy.optimize.least_squares``
-  (trust-region reflective, analytic Jacobian) from the best few grid starts; keep the best.
+* ``"lsq"`` (the default, the paper's): least squares on the raw metric with
+  ``scipy.optimize.least_squares`` (trust-region reflective, analytic Jacobian) from the best few
+  grid starts; keep the best.
 * ``"huber"`` (Hoffmann et al. 2022, "Chinchilla", approach 3): Huber loss on log residuals
-  ``log pred - log y``, L-BFGS-B from the best grid starts; keep the best.
+  ``log pred - log y``, L-BFGS-B from the best grid starts; keep the best. The Huber threshold
+  is chosen from the data unless given: 1.345 robust standard deviations (1.4826 * MAD) of the
+  least-squares fit's log residuals (``diagnostics.huber_scale``).
+
+Every fit reports R² on the raw and the log scale, leave-one-out predictions and a leverage
+warning when one point carries R² (see ``densescale.laws.diagnostics``).
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import warnings
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares, minimize
 
 from densescale.errors import DataError, DenseScaleError
+from densescale.laws import diagnostics
+from densescale.laws.solve import Solver
 
 
 class LawFitWarning(UserWarning):
@@ -46,6 +53,10 @@ class PoorFitWarning(LawFitWarning):
     """The law explains the data worse than a constant (R^2 < 0)."""
 
 
+class LeverageWarning(LawFitWarning):
+    """One point carries R²: without it the same curve explains the rest far worse."""
+
+
 class NotFittedError(DenseScaleError, AttributeError):
     """``predict``/``to_dict`` called before ``fit``."""
 
@@ -61,10 +72,12 @@ def _one_blas_thread():
     except ImportError:                                             # pragma: no cover
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
+
+
 BOOTSTRAP_MODES = ("resample", "parametric", "both")
 
 
-class BaseLaw:
+class BaseLaw(Solver):
     """Base class; see ModelSizeLaw, DataSizeLaw, JointLaw."""
 
     law: str = ""                      # "model" | "data" | "joint"
@@ -73,15 +86,17 @@ class BaseLaw:
 
     def __init__(self, *, method: str = "lsq", bootstrap: int = 0,
                  bootstrap_mode: str = "resample", level: float = 0.95, seed: int = 0,
-                 weight_by_sigma: bool = False, huber_delta: float = 1e-3, n_starts: int = 5):
+                 weight_by_sigma: bool = False, huber_delta: float | None = None,
+                 n_starts: int = 5, loo: bool = True):
         self.method = method                    # "lsq" (paper) | "huber" (Chinchilla approach 3)
         self.bootstrap = bootstrap              # number of bootstrap refits; 0 = no CIs
         self.bootstrap_mode = bootstrap_mode    # resample points | parametric (sigma) | both
         self.level = level                      # confidence level of the percentile intervals
         self.seed = seed                        # fixes the bootstrap draws
         self.weight_by_sigma = weight_by_sigma  # lsq residuals divided by sigma (curve_fit style)
-        self.huber_delta = huber_delta          # Huber threshold on log residuals
+        self.huber_delta = huber_delta          # Huber threshold on log residuals; None: data
         self.n_starts = n_starts                # optimiser runs from the best grid starts
+        self.loo = loo                          # leave-one-out predictions (n extra fits)
 
     # ------------------------------------------------------------------ sklearn plumbing
     @classmethod
@@ -177,79 +192,6 @@ class BaseLaw:
             raise DenseScaleError(f"level must be in (0, 1), got {self.level!r}")
         return X, y, sigma
 
-    # ------------------------------------------------------------------ core solvers
-    def _weights(self, y: np.ndarray, sigma: np.ndarray | None) -> np.ndarray:
-        """Per-point residual scale: 1/sigma if weighted, else 1/max|y| (keeps cost O(1))."""
-        if self.weight_by_sigma and sigma is not None:
-            return 1.0 / sigma
-        return np.full_like(y, 1.0 / np.max(np.abs(y)))
-
-    def _objective_huber(self, theta, LX, y, w):
-        """Huber(log pred - log y) / delta^2, weighted mean, and its gradient."""
-        pred, jac = self._model(theta, LX)
-        if not np.all(np.isfinite(pred)) or np.any(pred <= 0):
-            return np.inf, np.zeros_like(theta)
-        r = np.log(pred) - np.log(y)
-        h = self.huber_delta
-        a = np.abs(r)
-        loss = np.where(a <= h, 0.5 * r**2, h * (a - 0.5 * h)) / h**2
-        dloss = np.clip(r, -h, h) / h**2
-        f = float(np.sum(w * loss) / np.sum(w))
-        g = ((w * dloss / pred) @ jac) / np.sum(w)
-        return f, g
-
-    def _solve_one(self, theta0, LX, y, wres, wcount, lo, hi):
-        """One local optimisation from theta0 -> (theta, cost, converged)."""
-        if self.method == "lsq":
-            sw = np.sqrt(wcount) * wres
-
-            def fun(th):
-                return sw * (self._model(th, LX)[0] - y)
-
-            def jac(th):
-                return sw[:, None] * self._model(th, LX)[1]
-
-            with np.errstate(over="ignore", invalid="ignore"):
-                res = least_squares(fun, theta0, jac=jac, bounds=(lo, hi), method="trf",
-                                    x_scale="jac", ftol=1e-12, xtol=1e-12, gtol=1e-12,
-                                    max_nfev=2000)
-            return res.x, float(2 * res.cost), bool(res.status > 0)
-        with np.errstate(over="ignore", invalid="ignore"):
-            res = minimize(self._objective_huber, theta0, args=(LX, y, wcount), jac=True,
-                           method="L-BFGS-B", bounds=list(zip(lo, hi, strict=True)),
-                           options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10})
-        return res.x, float(res.fun), bool(res.success or res.status == 2)
-
-    def _grid_cost(self, cands, LX, y, wres):
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if self.method == "lsq":
-                pred = self._model(cands, LX)[0]                     # [m, n]
-                cost = np.sum(((pred - y) * wres) ** 2, axis=1)
-            else:
-                cost = np.array([self._objective_huber(c, LX, y, np.ones_like(y))[0]
-                                 for c in cands])
-        return np.where(np.isfinite(cost), cost, np.inf)
-
-    def _fit_theta(self, LX, y, wres, wcount=None, theta0=None):
-        """Multi-start fit (or a single warm start when theta0 is given)."""
-        wcount = np.ones_like(y) if wcount is None else wcount
-        lo, hi = self._bounds(float(np.min(y[wcount > 0])))
-        if theta0 is not None:
-            starts = [np.clip(theta0, lo, hi)]
-        else:
-            cands = np.clip(self._starts(LX, y), lo, hi)
-            cost = self._grid_cost(cands, LX, y, wres)
-            order = np.argsort(cost)[: max(1, self.n_starts)]
-            starts = [cands[i] for i in order if np.isfinite(cost[i])] or [cands[0]]
-        best = None
-        for s in starts:
-            th, cost, ok = self._solve_one(s, LX, y, wres, wcount, lo, hi)
-            if np.all(np.isfinite(th)) and np.isfinite(cost) and (best is None or cost < best[1]):
-                best = (th, cost, ok)
-        if best is None:
-            raise DenseScaleError(f"{type(self).__name__}: the optimiser failed from every start")
-        return best[0], best[1], best[2], lo, hi
-
     # ------------------------------------------------------------------ public API
     def fit(self, X: Any, y: Any, sigma: Any = None) -> BaseLaw:
         """Fit the law to points ``X`` (shape (n, k), columns ``features``) and metric ``y``.
@@ -266,13 +208,19 @@ class BaseLaw:
             return self._fit(X, y, sigma)
 
     def _fit(self, X: Any, y: Any, sigma: Any) -> BaseLaw:
-        from densescale.laws.bootstrap import bootstrap_constants
+        from densescale.laws.bootstrap import bootstrap_intervals
 
         X, y, sigma = self._check_Xy(X, y, sigma)
         LX = np.log(X)
         center = LX.mean(axis=0)
         LXc = LX - center
         wres = self._weights(y, sigma)
+        self.huber_delta_ = self.huber_delta
+        if self.method == "huber" and self.huber_delta is None:   # scale from the LS fit
+            th_ls = self._fit_theta(LXc, y, wres, method="lsq")[0]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r_log = np.log(self._model(th_ls, LXc)[0]) - np.log(y)
+            self.huber_delta_ = diagnostics.huber_scale(r_log[np.isfinite(r_log)])
         theta, cost, ok, lo, hi = self._fit_theta(LXc, y, wres)
         consts = self._to_constants(theta, center)
         bad = [n for n, v in zip(self.constants, consts, strict=True) if not np.isfinite(v)]
@@ -280,20 +228,20 @@ class BaseLaw:
             raise DenseScaleError(
                 f"{type(self).__name__}: degenerate fit, constant(s) {', '.join(bad)} not finite: "
                 "these points do not identify the law (with method='lsq' one very large value "
-                "can dominate; try method='huber', which fits log residuals, or more points)")
+                "can dominate; check whether that point learned, or add points)")
         for name, v in zip(self.constants, consts, strict=True):
             setattr(self, f"{name}_", float(v))
-        self.theta_ = theta
-        self.center_ = center
-        self.n_points_ = int(len(y))
+        self.theta_, self.center_, self.n_points_ = theta, center, int(len(y))
+        self.X_, self.y_ = X, y
         for j, name in enumerate(self.features):
             setattr(self, f"{name}_min_", float(X[:, j].min()))
             setattr(self, f"{name}_max_", float(X[:, j].max()))
         pred = self._predict_constants(dict(zip(self.constants, consts, strict=True)), X)
         self.residuals_ = y - pred
-        ss_tot = float(np.sum((y - y.mean()) ** 2))
-        self.r2_ = 1.0 - float(np.sum(self.residuals_**2)) / ss_tot if ss_tot > 0 else float("nan")
+        self.r2_ = diagnostics.r2(y, pred)
+        self.r2_log_ = diagnostics.r2_log(y, pred)
         self.rmse_ = float(np.sqrt(np.mean(self.residuals_**2)))
+        self.leverage_ = diagnostics.leverage(y, pred)
         self.converged_ = ok
         self.warnings_: list[str] = []
         if not ok:
@@ -303,20 +251,13 @@ class BaseLaw:
         if self.r2_ < 0:
             self._warn(f"R^2 = {self.r2_:.3f} < 0: the law fits worse than a constant",
                        PoorFitWarning)
-        self.ci_: dict[str, tuple[float, float]] = {}
-        self.bootstrap_draws_ = np.empty((0, self.n_params))
-        self.bootstrap_failed_ = 0
-        if self.bootstrap:
-            draws, failed = bootstrap_constants(self, LXc, y, sigma, wres, theta)
-            self.bootstrap_draws_ = draws
-            self.bootstrap_failed_ = failed
-            q = 100 * np.array([(1 - self.level) / 2, (1 + self.level) / 2])
-            for j, name in enumerate(self.constants):
-                lo_q, hi_q = np.percentile(draws[:, j], q)
-                self.ci_[name] = (float(lo_q), float(hi_q))
-            if failed > 0.05 * self.bootstrap:
-                self._warn(f"{failed} of {self.bootstrap} bootstrap refits did not converge and "
-                           "were dropped; intervals may be too narrow", ConvergenceWarning)
+        labels = [", ".join(f"{k}={v:.4g}" for k, v in zip(self.features, x, strict=True))
+                  for x in X]
+        for msg in diagnostics.leverage_messages(self.leverage_, self.r2_, labels):
+            self._warn(msg, LeverageWarning)
+        self.loo_ = (diagnostics.loo_predictions(self, LXc, y, wres, theta) if self.loo
+                     else np.full(len(y), np.nan))
+        bootstrap_intervals(self, LXc, y, sigma, wres, theta)
         return self
 
     def _warn(self, msg: str, category: type[Warning], depth: int = 0) -> None:
@@ -360,19 +301,25 @@ class BaseLaw:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: constants at top level (A, alpha, ...), fitted ranges
-        (n_min/n_max/d_min/d_max), r2, rmse, residuals, ci, warnings and the params."""
+        (n_min/n_max/d_min/d_max), method (and the Huber scale used), r2 (raw), r2_log (log y),
+        rmse, residuals, leave-one-out errors, leverage, ci, warnings and the params."""
         self._check_fitted()
         out: dict[str, Any] = {"law": self.law, **self.constants_dict()}
         for name in self.features:
             out[f"{name}_min"] = getattr(self, f"{name}_min_")
             out[f"{name}_max"] = getattr(self, f"{name}_max_")
         out.update({
-            "r2": self.r2_, "rmse": self.rmse_, "n_points": self.n_points_,
-            "converged": self.converged_,
+            "method": self.method, "huber_delta": self.huber_delta_ if self.method == "huber"
+            else None,
+            "r2": self.r2_, "r2_log": self.r2_log_, "rmse": self.rmse_,
+            "n_points": self.n_points_, "converged": self.converged_,
             "ci": {k: [lo, hi] for k, (lo, hi) in self.ci_.items()},
             "ci_level": self.level if self.ci_ else None,
             "bootstrap_failed": self.bootstrap_failed_,
             "residuals": [float(r) for r in self.residuals_],
+            "loo": (diagnostics.loo_summary(self.X_, self.y_, self.loo_, self.features)
+                    if len(self.X_) else None),
+            "leverage": self.leverage_,
             "warnings": list(self.warnings_),
             "params": self.get_params(),
         })
@@ -381,7 +328,7 @@ class BaseLaw:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BaseLaw:
         """Rebuild a fitted estimator from ``to_dict()`` output (predict works; no bootstrap
-        draws)."""
+        draws, no per-point arrays)."""
         missing = [k for k in cls.constants if k not in d]
         if missing:
             raise DenseScaleError(f"{cls.__name__}.from_dict: missing key(s) {missing}")
@@ -393,12 +340,16 @@ class BaseLaw:
             for s in ("min", "max"):
                 v = d.get(f"{name}_{s}")
                 setattr(est, f"{name}_{s}_", float(v) if v is not None else float("nan"))
-        est.r2_ = float(d.get("r2", float("nan")))
-        est.rmse_ = float(d.get("rmse", float("nan")))
+        nan = float("nan")
+        est.r2_, est.r2_log_ = float(d.get("r2", nan)), float(d.get("r2_log") or nan)
+        est.rmse_ = float(d.get("rmse", nan))
+        est.huber_delta_ = d.get("huber_delta", est.huber_delta)
         est.n_points_ = int(d.get("n_points", 0))
         est.converged_ = bool(d.get("converged", True))
         est.ci_ = {k: (float(v[0]), float(v[1])) for k, v in (d.get("ci") or {}).items()}
         est.residuals_ = np.asarray(d.get("residuals", []), dtype=float)
+        est.X_, est.y_ = np.empty((0, len(cls.features))), np.empty(0)
+        est.loo_, est.leverage_ = np.empty(0), list(d.get("leverage") or [])
         est.warnings_ = list(d.get("warnings", []))
         est.bootstrap_failed_ = int(d.get("bootstrap_failed", 0))
         est.bootstrap_draws_ = np.empty((0, len(cls.constants)))

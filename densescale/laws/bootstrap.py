@@ -131,3 +131,25 @@ def bootstrap_constants(est, LX: np.ndarray, y: np.ndarray, sigma: np.ndarray | 
             theta[b], ok[b] = th, conv
     consts = est._to_constants(theta[ok], est.center_)
     return consts, int(n_boot - ok.sum())
+
+
+def bootstrap_intervals(est, LX: np.ndarray, y: np.ndarray, sigma: np.ndarray | None,
+                        wres: np.ndarray, theta_hat: np.ndarray) -> None:
+    """Set ``ci_`` (percentile intervals at ``est.level``), ``bootstrap_draws_`` and
+    ``bootstrap_failed_`` on a just-fitted ``est``; warn when > 5% of the refits failed."""
+    from densescale.laws.base import ConvergenceWarning
+
+    est.ci_ = {}
+    est.bootstrap_draws_ = np.empty((0, est.n_params))
+    est.bootstrap_failed_ = 0
+    if not est.bootstrap:
+        return
+    draws, failed = bootstrap_constants(est, LX, y, sigma, wres, theta_hat)
+    est.bootstrap_draws_, est.bootstrap_failed_ = draws, failed
+    q = 100 * np.array([(1 - est.level) / 2, (1 + est.level) / 2])
+    for j, name in enumerate(est.constants):
+        lo_q, hi_q = np.percentile(draws[:, j], q)
+        est.ci_[name] = (float(lo_q), float(hi_q))
+    if failed > 0.05 * est.bootstrap:
+        est._warn(f"{failed} of {est.bootstrap} bootstrap refits did not converge and were "
+                  "dropped; intervals may be too narrow", ConvergenceWarning, depth=1)

@@ -17,82 +17,15 @@ from typing import Any
 import numpy as np
 import typer
 
-from densescale.errors import DenseScaleError
-from densescale.laws import ESTIMATORS
-from densescale.laws.compare import compare_annotations
-from densescale.laws.io import (
-    DEFAULT_METRIC,
-    X_of,
-    read_holdout_file,
-    read_results,
-    select_rows,
-    sigma_of,
-)
-from densescale.laws.validate import SPLITS, holdout_mask, holdout_validate
-from densescale.utils import atomic_write_json
-
-LAWS = ("model", "data", "joint", "annotations")
+from densescale.laws.api import LAWS, fit_law
+from densescale.study.results import DEFAULT_METRIC, read_results
 
 
 def run_fit(results: str, law: str = "model", *, metric: str = DEFAULT_METRIC,
-            method: str = "lsq", holdout: str | None = None, bootstrap: int = 0,
-            bootstrap_mode: str = "resample", level: float = 0.95, seed: int = 0,
-            annotation: str | None = None, out: Path | None = None,
-            plot: Path | None = None) -> dict[str, Any]:
-    """Everything ``densescale fit`` does, returning the JSON document it prints."""
-    from densescale.laws import plots
-
-    if law not in LAWS:
-        raise DenseScaleError(f"--law must be one of {LAWS}, got {law!r}")
-    frame = read_results(results, metric)
-    rows, note = select_rows(frame, law, annotation)
-    doc: dict[str, Any] = {"law": law, "source": str(results), "metric": metric,
-                           "selection": note, "n_rows": len(rows)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if law == "annotations":
-            cmp = compare_annotations(rows, method=method, bootstrap=bootstrap, level=level,
-                                      seed=seed)
-            doc.update(cmp.to_dict())
-            if plot:
-                doc["plots"] = [str(p) for p in plots.plot_annotations(cmp, rows, plot,
-                                                                       metric=metric)]
-            if out:
-                atomic_write_json(out, doc)
-            return doc
-        X, y, sigma = X_of(rows, law), rows["y"].to_numpy(float), sigma_of(rows)
-        if holdout in SPLITS:
-            mask = holdout_mask(X, law, holdout)
-        elif holdout:
-            mask = read_holdout_file(holdout, rows)
-        else:
-            mask = rows["heldout"].to_numpy(bool)
-        est = ESTIMATORS[law](method=method, bootstrap=bootstrap,
-                              bootstrap_mode=bootstrap_mode, level=level, seed=seed)
-        if mask.any():
-            res = holdout_validate(est, X, y, mask, sigma)
-            hd = res.to_dict()
-            hd.pop("fit")
-            doc["holdout"] = hd
-        else:
-            est.fit(X, y, sigma)
-    fit = est.to_dict()
-    doc["fit"] = fit
-    if out:
-        atomic_write_json(out, {**fit, "metric": metric, "source": str(results),
-                                "selection": note, "holdout": doc.get("holdout")})
-    if plot:
-        kw = dict(heldout=mask, metric=metric)
-        paths = []
-        if law == "model":
-            paths += plots.plot_model_law(est, X, y, plot, **kw)
-            paths += plots.plot_model_law_loglog(est, X, y, plot, **kw)
-        elif law == "data":
-            paths += plots.plot_data_law(est, X, y, plot, **kw)
-        else:
-            paths += plots.plot_joint(est, X, y, plot, **kw)
-        doc["plots"] = [str(p) for p in paths]
-    return doc
+            **kwargs: Any) -> dict[str, Any]:
+    """Deprecated alias kept for ``densescale.report``: ``fit_law(read_results(results,
+    metric), law, **kwargs)``. Use those two instead; this goes once the report has switched."""
+    return fit_law(read_results(results, metric), law, **kwargs)
 
 
 def _fmt(v: Any) -> str:
@@ -105,7 +38,7 @@ def _print_human(doc: dict[str, Any]) -> None:
 
     con = Console()
     con.print(f"[bold]{doc['law']} law[/] on {doc['source']} ({doc['metric']}; "
-              f"{doc['selection']}; {doc['n_rows']} rows)")
+              f"{doc['selection']}; {doc['n_rows']} rows; method {doc['method']})")
     fits = doc["laws"] if doc["law"] == "annotations" else {"": doc["fit"]}
     for name, fit in fits.items():
         level = fit.get("ci_level")
@@ -118,7 +51,14 @@ def _print_human(doc: dict[str, Any]) -> None:
                 ci = fit["ci"].get(k)
                 t.add_row(k, _fmt(fit[k]), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "—")
         t.add_row("R²", f"{fit['r2']:.5f}", "")
+        t.add_row("R² (log y)", f"{fit['r2_log']:.5f}", "")
         t.add_row("RMSE", _fmt(fit["rmse"]), "")
+        loo = fit.get("loo") or {}
+        if loo.get("mean_abs_rel_error") is not None:
+            t.add_row("leave-one-out rel. error", f"mean {100 * loo['mean_abs_rel_error']:.2f}%, "
+                      f"max {100 * loo['max_abs_rel_error']:.2f}%", "")
+        if fit.get("huber_delta") is not None:
+            t.add_row("Huber threshold (log)", _fmt(fit["huber_delta"]), "")
         con.print(t)
         for w in fit.get("warnings", []):
             con.print(f"[yellow]warning:[/] {w}")
@@ -149,9 +89,16 @@ def _print_human(doc: dict[str, Any]) -> None:
 def fit_command(
     results: str = typer.Option(..., "--results", help="CSV, study .db/.sqlite, SQLAlchemy URL "
                                 "or study spec .yaml"),
-    law: str = typer.Option("model", "--law", help="model | data | joint | annotations"),
+    law: str = typer.Option("model", "--law", help=" | ".join(LAWS)),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="metric column (lower = better)"),
-    method: str = typer.Option("lsq", "--method", help="lsq (paper) | huber (Chinchilla 3)"),
+    method: str = typer.Option("lsq", "--method", help="lsq (least squares, the paper's) | "
+                               "huber (Huber on log residuals, threshold from the data)"),
+    huber_delta: float | None = typer.Option(None, "--huber-delta", help="Huber threshold on "
+                                             "log residuals (default: 1.345 x robust SD of the "
+                                             "least-squares log residuals)"),
+    include_not_learned: bool = typer.Option(False, "--include-not-learned",
+                                             help="keep points whose model did not learn "
+                                             "(learned = False; left out by default)"),
     holdout: str | None = typer.Option(None, "--holdout", help="largest | largest-n | "
                                           "largest-d | CSV of held-out points (n, d)"),
     bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap refits for the CIs"),
@@ -165,10 +112,17 @@ def fit_command(
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     plot: Path | None = typer.Option(None, "--plot", help="write PNG+SVG figures here"),
 ) -> None:
-    """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs and held-out errors."""
-    doc = run_fit(results, law, metric=metric, method=method, holdout=holdout,
-                  bootstrap=bootstrap, bootstrap_mode=bootstrap_mode, level=level, seed=seed,
-                  annotation=annotation, out=out, plot=plot)
+    """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs, held-out and leave-one-out
+    errors; points that did not learn are left out (and named) unless --include-not-learned."""
+    frame = read_results(results, metric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")               # printed below from the document
+        doc = fit_law(frame, law, method=method, holdout=holdout, bootstrap=bootstrap,
+                      bootstrap_mode=bootstrap_mode, level=level, seed=seed,
+                      annotation=annotation, include_not_learned=include_not_learned,
+                      huber_delta=huber_delta, out=out, plot=plot)
+    for w in doc["warnings"]:
+        sys.stderr.write(f"warning: {w}\n")
     if as_json:
         sys.stdout.write(json.dumps(doc, default=_json_default) + "\n")
     else:

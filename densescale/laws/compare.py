@@ -101,14 +101,15 @@ def _draw_crossings(a: DataSizeLaw, b: DataSizeLaw, d_lo: float, d_hi: float) ->
 
 def compare_annotations(rows: Any, *, metric: str = "y", method: str = "lsq",
                         bootstrap: int = 0, level: float = 0.95, seed: int = 0,
-                        d_max: float = D_MAX) -> AnnotationComparison:
+                        d_max: float = D_MAX,
+                        huber_delta: float | None = None) -> AnnotationComparison:
     """Fit ``L(D) = (B/D)^beta + delta`` per annotation type and find pairwise crossings.
 
     Args:
         rows: DataFrame (or list of dicts) with columns ``d``, ``annotation`` and the metric
             (``metric``; the normalised frame of ``read_results`` calls it ``y``); with a column
             ``n``, each type uses its rows at its largest N.
-        method, bootstrap, level, seed: passed to every ``DataSizeLaw``.
+        method, bootstrap, level, seed, huber_delta: passed to every ``DataSizeLaw``.
         d_max: search crossings up to this data size.
 
     Returns:
@@ -132,7 +133,8 @@ def compare_annotations(rows: Any, *, metric: str = "y", method: str = "lsq",
         sigma = None
         if "sigma" in sub.columns and np.all(np.isfinite(sub["sigma"].to_numpy(float))):
             sigma = sub["sigma"].to_numpy(float)
-        law = DataSizeLaw(method=method, bootstrap=bootstrap, level=level, seed=seed)
+        law = DataSizeLaw(method=method, bootstrap=bootstrap, level=level, seed=seed,
+                          huber_delta=huber_delta)
         try:
             laws[t] = law.fit(sub["d"].to_numpy(float), sub[metric].to_numpy(float), sigma)
         except DenseScaleError as e:

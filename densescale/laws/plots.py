@@ -5,7 +5,9 @@
 * ``plot_data_law``: metric vs D, log-log (Fig. 4);
 * ``plot_annotations``: one data law per annotation type, crossings marked (Fig. 5);
 * ``plot_joint``: one curve per model size, x = D; fitted points as dots, held-out points as red
-  stars (Fig. 6).
+  stars (Fig. 6);
+* ``plot_residuals``: residuals of the fit and leave-one-out relative errors per point (x = the
+  size for single laws, the fitted value for the joint law).
 
 Every function returns the paths it wrote. Uses matplotlib's object API with the Agg canvas
 (no pyplot global state, no display needed).
@@ -156,4 +158,32 @@ def plot_joint(law, X, y, out_dir, *, heldout=None, metric: str = "contrastive e
            title="Joint law " + _label(law, ("alpha", "beta")))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6, ncol=2)
+    return _save(fig, out_dir, stem)
+
+
+def plot_residuals(law, out_dir, *, metric: str = "contrastive entropy",
+                   stem: str = "residuals"):
+    """Two panels per fitted point: residual ``observed - fitted`` and the leave-one-out
+    relative error ``(predicted without the point - observed) / observed``."""
+    X, y, res, loo = law.X_, law.y_, law.residuals_, law.loo_
+    single = X.shape[1] == 1
+    x = X[:, 0] if single else y - res
+    xlabel = ({"n": "non-embedding parameters N", "d": "annotated query-passage pairs D"}
+              [law.features[0]] if single else f"fitted {metric}")
+    fig = Figure(figsize=(9, 3.6))
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax1.axhline(0, color="grey", lw=1)
+    ax1.scatter(x, res, **{**_FIT, "label": None})
+    ax1.set(xlabel=xlabel, ylabel=f"observed - fitted {metric}",
+            title=f"Residuals (R²={law.r2_:.3f}, log-scale R²={law.r2_log_:.3f})")
+    ok = np.isfinite(loo)
+    ax2.axhline(0, color="grey", lw=1)
+    ax2.scatter(x[ok], 100 * (loo[ok] - y[ok]) / y[ok], color="tab:purple", s=28, zorder=3)
+    ax2.set(xlabel=xlabel, ylabel="relative error (%)",
+            title="Leave-one-out prediction error")
+    for ax in (ax1, ax2):
+        if single:
+            ax.set_xscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
     return _save(fig, out_dir, stem)

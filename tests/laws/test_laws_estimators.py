@@ -59,7 +59,7 @@ def test_conformance(case):
     est = cls(bootstrap=50, seed=1)
     params = dict(est.get_params())
     assert set(params) == {"method", "bootstrap", "bootstrap_mode", "level", "seed",
-                           "weight_by_sigma", "huber_delta", "n_starts"}
+                           "weight_by_sigma", "huber_delta", "n_starts", "loo"}
     X0, y0 = X.copy(), y.copy()
     assert est.fit(X, y, sigma) is est                                 # fit returns self
     assert est.get_params() == params                                  # params untouched

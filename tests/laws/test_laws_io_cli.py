@@ -1,13 +1,11 @@
-"""Reading results (CSV, study database, study spec), the fit CLI and the figures."""
+"""Selecting rows of a results frame, the fit CLI and the figures."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from _laws_synth import (
     FIG1_CE,
     JOINT_V2,
@@ -18,10 +16,11 @@ from _laws_synth import (
 )
 from typer.testing import CliRunner
 
-from densescale.errors import DataError, DenseScaleError
+from densescale.errors import DataError
 from densescale.laws import JointLaw, ModelSizeLaw, plots
 from densescale.laws.compare import compare_annotations
-from densescale.laws.io import read_holdout_file, read_results, select_rows
+from densescale.laws.frame import read_holdout_file, select_rows
+from densescale.study.results import read_results
 
 
 def _joint_frame(with_extra=True):
@@ -91,8 +90,6 @@ def _write(tmp_path, df, name="results.csv"):
 def test_read_csv_and_select(tmp_path):
     df = _joint_frame()
     frame = read_results(_write(tmp_path, df))
-    assert list(frame.columns) == ["n", "d", "annotation", "y", "sigma", "heldout", "row"]
-    assert frame["row"].iloc[0] == 2 and not frame["heldout"].any()
     rows, note = select_rows(frame, "model")          # human, at the largest D
     assert len(rows) == 5 and (rows.d == 5e5).all() and "largest D" in note
     rows, _ = select_rows(frame, "data", "ict")       # at the largest N
@@ -101,73 +98,10 @@ def test_read_csv_and_select(tmp_path):
     assert len(rows) == 30
     with pytest.raises(DataError, match="no rows with annotation 'llm'"):
         select_rows(frame, "joint", "llm")
-    with pytest.raises(DataError, match="metric column 'ndcg'"):
-        read_results(_write(tmp_path, df), metric="ndcg")
-    bad = df.copy()
-    bad.loc[3, "contrastive_entropy"] = -1.0
-    with pytest.raises(DataError, match=r"results.csv:5: contrastive_entropy must be"):
-        read_results(_write(tmp_path, bad))
     bad = df.copy()
     bad.loc[4, "n"] = 0
     with pytest.raises(DataError, match=r":6: column 'n' must hold positive"):
         select_rows(read_results(_write(tmp_path, bad)), "joint")
-    with pytest.raises(DataError, match="not found"):
-        read_results(str(tmp_path / "missing.csv"))
-    export = df.copy()                                # a study export: unfinished rows skipped
-    export["status"] = "done"
-    export.loc[[0, 7], "status"] = "pending"
-    export.loc[[0, 7], "contrastive_entropy"] = np.nan
-    frame = read_results(_write(tmp_path, export))
-    assert len(frame) == len(df) - 2 and frame["row"].iloc[0] == 3
-
-
-def test_read_database(tmp_path):
-    df = _joint_frame()
-    df["status"] = "done"
-    df.loc[0, "status"] = "failed"
-    df["heldout"] = df["n"] == df["n"].max()
-    url = f"sqlite:///{tmp_path / 'study.db'}"
-    engine = sa.create_engine(url)
-    df.to_sql("runs", engine, index=False)
-    engine.dispose()
-    for source in (url, str(tmp_path / "study.db")):
-        frame = read_results(source)
-        assert len(frame) == len(df) - 1                        # only status == 'done'
-        assert frame["heldout"].sum() == df["heldout"].sum()
-        assert np.isfinite(frame["sigma"]).all()
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    df.drop(columns=["status"]).to_sql("runs", engine, index=False)
-    df.to_sql("points", engine, index=False)
-    engine.dispose()
-    with pytest.raises(DataError, match=r"lacks column\(s\) \['status'\]"):
-        read_results(str(tmp_path / "other.db"))
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    df.to_sql("points", engine, index=False)
-    engine.dispose()
-    with pytest.raises(DataError, match="table 'runs' not found"):
-        read_results(str(tmp_path / "empty.db"))
-    with pytest.raises(DataError, match="not found"):
-        read_results(str(tmp_path / "nope.db"))
-
-
-def test_read_spec(tmp_path, monkeypatch):
-    import densescale.study as study
-
-    df = _joint_frame()
-    df["status"] = ["done"] * (len(df) - 1) + ["pending"]
-    df["heldout"] = False
-    seen = []
-
-    def fake(path):
-        seen.append(path)
-        return df
-
-    monkeypatch.setattr(study, "results_frame", fake, raising=False)
-    frame = read_results(str(tmp_path / "spec.yaml"))
-    assert seen and len(frame) == len(df) - 1
-    monkeypatch.delattr(study, "results_frame")
-    with pytest.raises(DenseScaleError, match="results_frame"):
-        read_results(str(tmp_path / "spec.yml"))
 
 
 def test_holdout_file(tmp_path):
@@ -205,7 +139,8 @@ def test_cli_joint_json_holdout_out_plot(tmp_path):
     assert saved["n_max"] < 86235648                     # fitted range excludes held-out N
     back = JointLaw.from_dict(saved)
     assert back.predict([[1e7, 1e4]])[0] > saved["delta"]
-    assert {p.split("/")[-1] for p in doc["plots"]} == {"fig6_joint.png", "fig6_joint.svg"}
+    assert {p.split("/")[-1] for p in doc["plots"]} == {
+        "fig6_joint.png", "fig6_joint.svg", "residuals_joint.png", "residuals_joint.svg"}
 
 
 def test_cli_model_human_and_annotations(tmp_path):

@@ -1,0 +1,168 @@
+"""Read a study's results: the one reader behind ``densescale fit`` and ``densescale report``.
+
+Sources: a CSV or Parquet export, the results database (SQLite path or SQLAlchemy URL, table
+``runs``) or a study spec (YAML; its design's rows via ``results_frame``). Every column of the
+source is kept; in front come the normalised columns the laws and the report read:
+
+* ``n`` (non-embedding parameters) and ``d`` (annotated pairs), as floats (NaN when absent);
+* ``annotation`` (str, "human" when the source has no such column);
+* ``y`` (the chosen metric as a float; NaN where missing or not a number, so that the laws can
+  name the row) and ``sigma`` (its standard error, column ``<metric>_stderr``, or NaN);
+* ``heldout`` (bool), ``learned`` (True / False / None, only when the source records it) and
+  ``row``: the CSV line number, or the row's id (else position) in the database table.
+
+Example:
+    >>> frame = read_results("runs/demo/results.db")                  # finished runs only
+    >>> runs = read_results("study.yaml", metric=None, done_only=False)  # every row, as is
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from densescale.errors import DataError
+
+DEFAULT_METRIC = "contrastive_entropy"
+DB_TABLE = "runs"
+DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SPEC_SUFFIXES = (".yaml", ".yml")
+FRONT = ("n", "d", "annotation", "y", "sigma", "heldout", "learned", "row")
+_TRUE = {"1", "true", "yes", "y", "t", "1.0"}
+_FALSE = {"0", "false", "no", "n", "f", "0.0"}
+_NONE = {"", "nan", "none", "null", "<na>"}
+
+
+def _read_db(source: str) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    if "://" in source:
+        url = source
+    elif Path(source).is_file():
+        url = f"sqlite:///{Path(source).resolve()}"
+    else:
+        raise DataError("study database not found", source)
+    try:
+        engine = sa.create_engine(url)
+        tables = sa.inspect(engine).get_table_names()
+    except Exception as e:  # noqa: BLE001 - any driver error becomes a user error
+        raise DataError(f"cannot open the study database: {e}", source) from e
+    if DB_TABLE not in tables:
+        raise DataError(f"table {DB_TABLE!r} not found (tables: {tables or 'none'})", source)
+    try:
+        df = pd.read_sql_table(DB_TABLE, engine)
+    finally:
+        engine.dispose()
+    ids = df["id"] if "id" in df.columns else pd.Series(dtype=float)
+    df["row"] = ids if ids.notna().all() and len(ids) else np.arange(1, len(df) + 1)
+    return df
+
+
+def _read_spec(source: str) -> pd.DataFrame:
+    from densescale.study.driver import results_frame
+
+    df = pd.DataFrame(results_frame(source)).reset_index(drop=True)
+    df["row"] = np.arange(1, len(df) + 1)                  # position in the design's table
+    return df
+
+
+def _read_file(source: str) -> pd.DataFrame:
+    if not Path(source).is_file():
+        raise DataError("results file not found", source)
+    if source.endswith(PARQUET_SUFFIXES):
+        try:
+            df = pd.read_parquet(source)
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"cannot read as Parquet: {e}", source) from e
+        df["row"] = np.arange(1, len(df) + 1)                # 1-based row number
+        return df
+    try:
+        df = pd.read_csv(source)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"cannot parse as CSV: {e}", source) from e
+    df["row"] = np.arange(len(df)) + 2                       # line numbers (header = line 1)
+    return df
+
+
+def _flags(df: pd.DataFrame, column: str, source: str, *, missing: bool | None) -> list:
+    """A true/false column as Python bools; empty cells become ``missing``."""
+    out: list = []
+    for v, row in zip(df[column], df["row"], strict=True):
+        if isinstance(v, bool | np.bool_):
+            out.append(bool(v))
+            continue
+        s = str(v).strip().lower()
+        if s in _TRUE:
+            out.append(True)
+        elif s in _FALSE:
+            out.append(False)
+        elif s in _NONE:
+            out.append(missing)
+        else:
+            raise DataError(f"{column} must be true/false, got {v!r}", source, int(row))
+    return out
+
+
+def _numeric(df: pd.DataFrame, column: str) -> pd.Series:
+    if column not in df.columns:
+        return pd.Series(np.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[column], errors="coerce").astype(float)
+
+
+def read_results(source: str | Path, metric: str | None = DEFAULT_METRIC, *,
+                 done_only: bool = True) -> pd.DataFrame:
+    """Read a results table and normalise it (columns: see the module docstring).
+
+    Args:
+        source: ``.csv`` or ``.parquet`` export, ``.db``/``.sqlite`` file or SQLAlchemy URL
+            (table ``runs``), or a ``.yaml``/``.yml`` study spec.
+        metric: column holding the metric to fit (lower is better), copied to ``y`` with its
+            standard error in ``sigma``; None reads the table without a metric.
+        done_only: keep only rows with ``status == 'done'`` (where a ``status`` column exists).
+
+    Returns:
+        The table, with ``attrs["source"]`` and ``attrs["metric"]`` set.
+
+    Raises:
+        DataError: the source is missing or unreadable, lacks the metric column, has a
+            true/false column (heldout, learned) with another value, or has no rows left.
+    """
+    source = str(source)
+    if source.endswith(SPEC_SUFFIXES):
+        df = _read_spec(source)
+    elif "://" in source or source.endswith(DB_SUFFIXES):
+        df = _read_db(source)
+    else:
+        df = _read_file(source)
+    if metric is not None and metric not in df.columns:
+        raise DataError(f"metric column {metric!r} not found (columns: "
+                        f"{[c for c in df.columns if c != 'row']})", source)
+    if done_only and "status" in df.columns:
+        df = df[df["status"].astype(str) == "done"]
+    df = df.reset_index(drop=True)
+    if df.empty:
+        raise DataError("no result rows" + (" with status 'done'" if done_only else ""), source)
+    front = {
+        "n": _numeric(df, "n"),
+        "d": _numeric(df, "d"),
+        "annotation": (df["annotation"].astype(str) if "annotation" in df.columns
+                       else pd.Series("human", index=df.index)),
+    }
+    if metric is not None:
+        front["y"] = _numeric(df, metric)
+        front["sigma"] = _numeric(df, f"{metric}_stderr")
+    front["heldout"] = pd.Series(
+        _flags(df, "heldout", source, missing=False) if "heldout" in df.columns
+        else np.zeros(len(df), dtype=bool), index=df.index, dtype=bool)
+    if "learned" in df.columns:
+        front["learned"] = pd.Series(_flags(df, "learned", source, missing=None),
+                                     index=df.index, dtype=object)
+    front["row"] = df["row"].astype(int)
+    rest = df[[c for c in df.columns if c not in front and c not in FRONT]]
+    out = pd.concat([pd.DataFrame(front), rest], axis=1)
+    out.attrs["source"] = source
+    out.attrs["metric"] = metric
+    return out
