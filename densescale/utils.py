@@ -1,7 +1,14 @@
-"""Small shared helpers: cache location, atomic writes, seeding, hardware description."""
+"""Small shared helpers: cache location, output folders and atomic writes, optional packages,
+seeding, hardware description.
+
+Output faults (read-only or full disk, a path under a regular file) raise :class:`OutputError`,
+a DenseScaleError naming the target path (the CLI prints ``error: <path>: <reason>``, exit 1);
+temporary files are removed first, so the target is left as it was.
+"""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -9,8 +16,80 @@ import random
 import subprocess
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
-import numpy as np
+from densescale.errors import DenseScaleError
+
+
+class OutputError(DenseScaleError, OSError):
+    """An output path cannot be written. Also an OSError, for callers that catch those."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        DenseScaleError.__init__(self, f"{self.path}: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _file_ancestor(path: Path) -> Path | None:
+    """The nearest existing ancestor of ``path`` (or ``path``) when it is not a folder."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return None if p.is_dir() else p
+    return None
+
+
+def output_error(path: str | os.PathLike, e: OSError) -> OutputError:
+    """OutputError naming ``path`` for an OSError met while writing it."""
+    if isinstance(e, OutputError):
+        return e
+    path = Path(path)
+    blocker = _file_ancestor(path.parent)
+    if blocker is not None:
+        return OutputError(path, f"cannot write: {blocker} is a file, not a folder")
+    return OutputError(path, f"cannot write ({e.strerror or e})")
+
+
+def prepare_output_dir(path: str | os.PathLike) -> Path:
+    """Create an output folder (with parents) and check that files can be created in it.
+
+    Raises:
+        OutputError: it is a file, sits under a file, or is read-only (names the folder).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(path, "exists and is not a folder")
+    blocker = _file_ancestor(path)
+    if blocker is not None:
+        raise OutputError(path, f"cannot create folder: {blocker} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".densescale-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(path, f"cannot write in this folder ({e.strerror or e})") from None
+    return path
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import an optional dependency, or say which extra installs it.
+
+    Args:
+        module: Module to import, e.g. "ray".
+        extra: The densescale extra that provides it, e.g. "ray".
+        purpose: What needs it, e.g. "--executor ray".
+
+    Raises:
+        DenseScaleError: ``<purpose> needs <module>: pip install 'densescale[<extra>]'``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DenseScaleError(f"{purpose} needs the optional package {module!r}: "
+                              f"pip install 'densescale[{extra}]'") from None
 
 
 def cache_dir() -> Path:
@@ -21,8 +100,39 @@ def cache_dir() -> Path:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename into place."""
-    path = Path(path)
+    """Write to a temporary file in the same folder, fsync, then rename into place.
+
+    Raises:
+        OutputError: the file cannot be written (names ``path``); nothing is left behind.
+    """
+    atomic_write_files({path: data})
+
+
+def atomic_write_files(files: dict[str | os.PathLike, bytes]) -> None:
+    """Write several files all or nothing: every temporary file is written and fsynced before
+    the first is renamed into place, so a write fault changes none of the targets.
+
+    Raises:
+        OutputError: names the file that could not be written; no temporary file is left.
+    """
+    staged: list[tuple[str, Path]] = []
+    path = Path()
+    try:
+        for path, data in ((Path(p), d) for p, d in files.items()):
+            staged.append((_write_temp(path, data), path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise output_error(path, e) from None
+        raise
+
+
+def _write_temp(path: Path, data: bytes) -> str:
+    """A fsynced temporary copy of ``data`` beside ``path`` (mode as a normal new file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -33,11 +143,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    return tmp
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -49,6 +159,7 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 
 
 def set_seed(seed: int) -> None:
+    import numpy as np
     import torch
 
     random.seed(seed)

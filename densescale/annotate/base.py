@@ -34,6 +34,7 @@ import numpy as np
 from densescale import __version__
 from densescale.data import Dataset, Doc, Pair, write_annotation_set
 from densescale.errors import ConfigError, DenseScaleError
+from densescale.utils import OutputError, prepare_output_dir
 
 
 class Item(NamedTuple):
@@ -180,7 +181,24 @@ def finalize(out: Path, queries: dict[str, str], pairs: list[Pair], provenance: 
     The set is built in a staging folder (``write_annotation_set``), side files are added, the
     run state named in ``keep`` (journal, fine-tuned generator) is hard-linked in, and the staging
     folder replaces ``out``.
+
+    Raises:
+        OutputError: the set cannot be written (read-only or full disk); the staging folder is
+            removed and ``out`` is left as it was.
     """
+    try:
+        return _finalize(out, queries, pairs, provenance, side_files, keep)
+    except OSError as e:
+        staging = _staging(out)
+        shutil.rmtree(staging.with_name(staging.name + ".tmp"), ignore_errors=True)
+        if out.exists():  # else the swap is half done: _recover() completes it on the next run
+            shutil.rmtree(staging, ignore_errors=True)
+        reason = e.reason if isinstance(e, OutputError) else f"cannot write ({e.strerror or e})"
+        raise OutputError(out, reason) from None
+
+
+def _finalize(out: Path, queries: dict[str, str], pairs: list[Pair], provenance: dict,
+              side_files: dict[str, list[dict]], keep: Sequence[str]) -> Path:
     staging = _staging(out)
     if staging.exists():
         shutil.rmtree(staging)
@@ -238,7 +256,8 @@ def run_annotation(annotator: Annotator, ds: Dataset, items: Sequence[Item], out
     out = Path(out)
     _recover(out)
     _check_out(out)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out)
+    prepare_output_dir(out.parent)  # the set is staged beside ``out``, then renamed
     records: dict[str, dict] = {}
     journal = None
     if journaled:

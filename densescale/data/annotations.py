@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from densescale.data.formats import Pair, iter_records, parse_jsonl_query, parse_qrel
 from densescale.errors import DataError
+from densescale.utils import output_error
 
 
 @dataclass
@@ -74,21 +76,29 @@ def _read_positives(path: Path, pairs: list[Pair]) -> dict[str, str] | None:
 def write_annotation_set(
     path: str | os.PathLike, queries: dict[str, str], pairs: list[Pair], provenance: dict
 ) -> Path:
-    """Write atomically: files go to a temporary folder that is renamed into place at the end."""
+    """Write atomically: files go to a temporary folder that is renamed into place at the end.
+
+    Raises:
+        OutputError: the set cannot be written (names ``path``); the temporary folder is removed
+            and ``path`` is left as it was.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    (tmp / "qrels").mkdir(parents=True, exist_ok=True)
-    with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
-        for qid, text in queries.items():
-            f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
-    with open(tmp / "qrels" / "train.tsv", "w", encoding="utf-8") as f:
-        f.write("query-id\tcorpus-id\tscore\n")
-        for p in pairs:
-            f.write(f"{p.query_id}\t{p.doc_id}\t1\n")
-    (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    try:
+        (tmp / "qrels").mkdir(parents=True, exist_ok=True)
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as f:
+            for qid, text in queries.items():
+                f.write(json.dumps({"_id": qid, "text": text}, ensure_ascii=False) + "\n")
+        with open(tmp / "qrels" / "train.tsv", "w", encoding="utf-8") as f:
+            f.write("query-id\tcorpus-id\tscore\n")
+            for p in pairs:
+                f.write(f"{p.query_id}\t{p.doc_id}\t1\n")
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2, ensure_ascii=False))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except OSError as e:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(path, e) from None
     return path

@@ -107,17 +107,17 @@ def subset_cmd(
 ) -> None:
     """Nested subsets of query-positive pairs: shuffle once with SEED, keep the first D."""
     from densescale.data.dataset import open_dataset
-    from densescale.utils import atomic_write_text
+    from densescale.utils import atomic_write_files, prepare_output_dir
 
     ds = open_dataset(path, data_dir_override=data_dir)
     subsets = ds.subsets(split, _parse_sizes(sizes), seed)
     files = {}
     if out is not None:
-        for d, pairs in subsets.items():
-            f = out / f"{split}-{d}.tsv"
-            atomic_write_text(f, "query-id\tcorpus-id\tscore\n"
-                              + "".join(f"{p.query_id}\t{p.doc_id}\t1\n" for p in pairs))
-            files[d] = str(f)
+        prepare_output_dir(out)
+        files = {d: str(out / f"{split}-{d}.tsv") for d in subsets}
+        atomic_write_files({files[d]: ("query-id\tcorpus-id\tscore\n" + "".join(
+            f"{p.query_id}\t{p.doc_id}\t1\n" for p in pairs)).encode("utf-8")
+            for d, pairs in subsets.items()})  # all files or none
     summary = {"dataset": ds.name, "split": split, "seed": seed,
                "available_pairs": len(ds.pairs(split)),
                "subsets": {str(d): {"pairs": len(p), "queries": len({x.query_id for x in p}),

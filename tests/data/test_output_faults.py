@@ -1,0 +1,24 @@
+"""`data subset --out` under file-system faults: one clear error line, exit 1, nothing left."""
+
+from __future__ import annotations
+
+import pytest
+
+from densescale.data import open_dataset
+
+
+@pytest.mark.parametrize("fault", ["file", "readonly", "full"])
+def test_subset_output_faults(tmp_path, scifact_path, cli_fault, leftovers, fault):
+    open_dataset(scifact_path)  # build the corpus index before the fault (it is a cache write)
+    out = tmp_path / "parent" / "subsets"
+    r = cli_fault(["data", "subset", scifact_path, "--sizes", "50,500", "--out", out], fault, out)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert lines[0].startswith(f"error: {out}")
+    reason = {"file": f"{out.parent} is a file, not a folder",
+              "readonly": "Permission denied", "full": "File too large"}[fault]
+    assert reason in lines[0]
+    assert leftovers(tmp_path) == []
+    if fault != "file":
+        assert list(out.iterdir()) == []  # no partial output
