@@ -5,10 +5,14 @@ Crash safety rests on three facts: (1) every row write is one transaction keyed 
 and a finished point leaves ``result.json`` in its folder; (3) on start, any row not ``done`` is
 run again: ``pending`` and ``failed`` rows, and ``running`` rows left behind by a dead driver.
 So a driver killed with SIGKILL at any moment and restarted ends with exactly one row per point.
+
+A diverged run (training raised ``TrainingDiverged``, or the evaluation gave a non-finite
+contrastive entropy) is recorded ``failed`` with its error, never ``done``, so a rerun retries it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -35,7 +39,8 @@ def open_study(spec: StudySpec | str | os.PathLike) -> tuple[StudySpec, list[Poi
         spec = load_spec(spec)
     points = expand(spec)
     store = Store(spec.database_url)
-    store.sync_points(spec.spec_hash, spec.name, [p.as_dict() for p in points])
+    store.sync_points(spec.spec_hash, spec.name, [p.as_dict() for p in points],
+                      dataset=spec.dataset)
     return spec, points, store
 
 
@@ -66,11 +71,12 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
         todo = []
         for p in points:
             row = rows[p.key]
-            if row["status"] == "done":
-                continue
+            if row["status"] == "done" and _finite(row["contrastive_entropy"]):
+                continue  # (a "done" row without a finite value is a diverged run: run it again)
             task = make_task(spec, p, progress=progress)
             values = finished_result(task)
-            if values is not None:  # finished before the last driver died: record, don't re-run
+            if values is not None and _finite(values.get("contrastive_entropy")):
+                # finished before the last driver died: record, don't re-run
                 store.upsert(h, p.key, status="done", error=None, finished_at=now(), **values)
                 _log(f"{p.key}: recovered finished result")
                 continue
@@ -115,6 +121,10 @@ def _driver_lock(folder: Path):
     return f
 
 
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(float(v))
+
+
 def _host() -> str:
     import socket
 
@@ -144,8 +154,9 @@ def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int) -> None
             continue
         tries[key] = tries.get(key, 0) + 1
         err = res.get("error") or "unknown error"
-        store.upsert(h, key, status="failed", error=err, finished_at=now())
         last = err.strip().splitlines()[-1] if err.strip() else err
+        diverged = {"learned": False, "invalid_reason": last} if "TrainingDiverged" in err else {}
+        store.upsert(h, key, status="failed", error=err, finished_at=now(), **diverged)
         if tries[key] <= max_retries:
             _log(f"{key}: failed ({last}); retry {tries[key]}/{max_retries}")
             queue.append(task)
@@ -176,6 +187,7 @@ def study_status(spec: StudySpec | str | os.PathLike, store: Store | None = None
                       "status": r.get("status", "pending"), "attempts": r.get("attempts", 0),
                       "contrastive_entropy": r.get("contrastive_entropy"),
                       "contrastive_entropy_stderr": r.get("contrastive_entropy_stderr"),
+                      "learned": r.get("learned"), "invalid_reason": r.get("invalid_reason"),
                       "wall_time_s": r.get("wall_time_s"),
                       "error": (r.get("error") or "").strip().splitlines()[-1:] or None})
         if table[-1]["error"]:

@@ -7,7 +7,8 @@ pair ``(spec_hash, point_key)``), so a driver killed at any moment leaves either
 row, never half of one and never two.
 
 The schema is versioned in the ``meta`` table; opening a database written by a newer densescale
-raises a clear error instead of guessing.
+raises a clear error instead of guessing, and an older one is migrated in place (columns added by
+``ALTER TABLE ... ADD COLUMN``; existing rows keep their values, new columns start NULL).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import sqlalchemy as sa
 
 from densescale.errors import DenseScaleError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "done", "failed")
-METRICS = ("contrastive_entropy", "contrastive_entropy_stderr", "ndcg@10", "mrr@10",
-           "recall@100", "recall@1000", "map")
+RANKING = ("ndcg@10", "mrr@10", "recall@100", "recall@1000", "map")  # evaluate.metrics keys
+METRICS = ("contrastive_entropy", "contrastive_entropy_stderr", *RANKING)
+BM25 = tuple(f"bm25_{m}" for m in RANKING)  # BM25 on the same queries and pool (reference)
 # flat copies of the settings people filter on (the full settings are in the JSON columns)
 SETTING_COLUMNS = {"steps": sa.Integer, "batch_size": sa.Integer, "lr": sa.Float,
                    "negatives": sa.Integer, "eval_negatives": sa.Integer,
@@ -37,6 +39,21 @@ meta_table = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+# columns added in schema version 2 (validity, calibration, BM25 reference); see _migrate
+V2_COLUMNS = [
+    sa.Column("dataset", sa.String(255)),
+    sa.Column("learned", sa.Boolean),  # NULL: not recorded (rows of older versions)
+    sa.Column("invalid_reason", sa.Text),  # why not learned
+    sa.Column("step0_contrastive_entropy", sa.Float),  # the initial model, selection split
+    sa.Column("chance", sa.Float),  # ln(W+1) of the final evaluation
+    sa.Column("selection_split", sa.String(64)),  # where the checkpoint was chosen
+    sa.Column("selection_metric", sa.String(16)),  # raw | calibrated
+    sa.Column("contrastive_entropy_calibrated", sa.Float),
+    sa.Column("calibration_scale", sa.Float),
+    sa.Column("calibration_source", sa.String(64)),  # declared | fitted:selection
+    *[sa.Column(m, sa.Float) for m in BM25],
+]
 
 runs_table = sa.Table(
     "runs", metadata,
@@ -58,6 +75,7 @@ runs_table = sa.Table(
     sa.Column("eval_config", sa.Text),  # JSON: final evaluation settings
     *[sa.Column(m, sa.Float) for m in METRICS],
     sa.Column("best_step", sa.Integer),
+    *V2_COLUMNS,
     sa.Column("train_best_contrastive_entropy", sa.Float),  # training's own eval (eval_pairs)
     sa.Column("train_final_contrastive_entropy", sa.Float),
     sa.Column("wall_time_s", sa.Float),  # training + final evaluation
@@ -131,9 +149,7 @@ class Store:
                     f"results database {self.url} has schema version {version}, newer than this "
                     f"densescale understands ({SCHEMA_VERSION}); upgrade densescale to read it")
             if version < SCHEMA_VERSION:
-                raise DenseScaleError(
-                    f"results database {self.url} has schema version {version}; this densescale "
-                    f"writes {SCHEMA_VERSION} and has no migration for it")
+                self._migrate(version)
         elif insp.has_table("runs"):
             raise DenseScaleError(f"results database {self.url} has a runs table but no schema "
                                   "version (not written by densescale?)")
@@ -151,6 +167,26 @@ class Store:
                 self._check_schema(create=False)
         else:
             raise DenseScaleError(f"results database {self.url} holds no densescale results")
+
+    def _migrate(self, version: int) -> None:
+        """Bring a schema-1 database to the current schema in one transaction."""
+        if version != 1:
+            raise DenseScaleError(
+                f"results database {self.url} has schema version {version}; this densescale "
+                f"writes {SCHEMA_VERSION} and has no migration for it")
+        quote = self.engine.dialect.identifier_preparer.quote
+        try:
+            with self.engine.begin() as c:
+                have = {col["name"] for col in sa.inspect(c).get_columns("runs")}
+                for col in V2_COLUMNS:
+                    if col.name not in have:
+                        typ = col.type.compile(dialect=self.engine.dialect)
+                        c.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {quote(col.name)} {typ}"))
+                c.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                          .values(value=str(SCHEMA_VERSION)))
+        except sa.exc.DBAPIError:  # another process migrated it at the same moment
+            if self.schema_version() != SCHEMA_VERSION:
+                raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -177,7 +213,8 @@ class Store:
             else:
                 c.execute(runs_table.update().where(runs_table.c.id == exists).values(**vals))
 
-    def sync_points(self, spec_hash: str, study: str, points: list[dict]) -> None:
+    def sync_points(self, spec_hash: str, study: str, points: list[dict],
+                    dataset: str | None = None) -> None:
         """Make sure every point has a row (pending when new); refresh held-out labels."""
         existing = {r["point_key"]: r for r in self.rows(spec_hash=spec_hash)}
         with self.engine.begin() as c:
@@ -187,8 +224,9 @@ class Store:
                 if row is None:
                     c.execute(runs_table.insert().values(
                         spec_hash=spec_hash, point_key=p["point_key"], study=study,
-                        rung=p["rung"], n=p.get("n"), d=p["d"], annotation=p["annotation"],
-                        seed=p["seed"], heldout=bool(p["heldout"]), status="pending",
+                        dataset=dataset, rung=p["rung"], n=p.get("n"), d=p["d"],
+                        annotation=p["annotation"], seed=p["seed"],
+                        heldout=bool(p["heldout"]), status="pending",
                         attempts=0, created_at=t, updated_at=t))
                 elif bool(row["heldout"]) != bool(p["heldout"]):
                     c.execute(runs_table.update().where(runs_table.c.id == row["id"]).values(

@@ -79,6 +79,10 @@ def test_tiny_study_completes_on_cpu(reference):
     assert df.contrastive_entropy.nunique() == 4
     assert (df.contrastive_entropy_stderr > 0).all()
     assert (df.best_step >= 0).all() and (df.n > 0).all()
+    # validity columns: chance of the final evaluation, the split that chose the checkpoint
+    assert set(df.dataset) == {"squad_v11"} and (df.selection_split == "selection").all()
+    assert df.chance.tolist() == pytest.approx([math.log(17)] * 4)
+    assert (df.contrastive_entropy < df.chance).all() == df.learned.ne(False).all()
     row = df.iloc[0]
     assert json.loads(row.train_config)["steps"] == 24 and row.eval_negatives == 16
     assert row.wall_time_s > 0 and row.pairs_per_s > 0 and row.densescale_version
@@ -181,6 +185,23 @@ def test_failed_point_is_retried_and_traceback_recorded(env, tmp_path):
                           "--max-retries", "0", "--json"], capture_output=True, text=True)
     assert out.returncode == 1 and json.loads(out.stdout)["counts"]["failed"] == 1
     assert Store(tmp_path / "out" / "results.db").rows()[0]["attempts"] == 3
+
+
+def test_diverged_point_ends_failed_and_a_rerun_retries_it(env, tmp_path):
+    """lr = inf drives the weights to NaN: the point is `failed` with the divergence named and
+    marked not learned, never `done` with an empty value; a rerun tries it again."""
+    data = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
+    spec_path = write_tiny(tmp_path, design={"points": [{"rung": "tiny-l1-h32", "d": 256}]},
+                           heldout=[], train={**data["train"], "lr": math.inf})
+    assert run_study(spec_path, max_retries=0)["counts"]["failed"] == 1
+    db = tmp_path / "out" / "results.db"
+    (row,) = Store(db).rows()
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert "TrainingDiverged" in row["error"] and row["contrastive_entropy"] is None
+    assert row["learned"] is False and "diverged" in row["invalid_reason"].lower()
+    summary = run_study(spec_path, max_retries=0)
+    assert summary["counts"] == {"done": 0, "running": 0, "failed": 1, "pending": 0}
+    assert Store(db).rows()[0]["attempts"] == 2
 
 
 def test_report_and_fit_read_the_study(reference, tmp_path):

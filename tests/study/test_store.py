@@ -13,7 +13,7 @@ import yaml
 
 from densescale.errors import DenseScaleError
 from densescale.study import SCHEMA_VERSION, Store, expand, load_spec, results_frame, study_status
-from densescale.study.driver import open_study
+from densescale.study.driver import export, open_study
 
 
 def _spec(tmp_path):
@@ -119,3 +119,57 @@ def test_second_driver_is_refused_while_first_holds_the_lock(tmp_path):
             run_study(_spec(tmp_path))
     finally:
         lock.close()
+
+
+def test_schema_1_database_is_migrated_in_place(tmp_path):
+    """A results database written before the validity columns existed gains them (NULL for old
+    rows, which keep every value) and is then written like a new one."""
+    from densescale.study.store import V2_COLUMNS, meta_table, runs_table
+
+    db = tmp_path / "old.db"
+    eng = sa.create_engine(f"sqlite:///{db}")
+    old = sa.MetaData()
+    new_names = {c.name for c in V2_COLUMNS}
+    meta_table.to_metadata(old)
+    sa.Table("runs", old, *[c._copy() for c in runs_table.columns if c.name not in new_names],
+             sa.UniqueConstraint("spec_hash", "point_key"))
+    with eng.begin() as c:
+        old.create_all(c)
+        c.execute(sa.text("INSERT INTO meta VALUES ('schema_version', '1')"))
+        c.execute(sa.text("INSERT INTO runs (spec_hash, point_key, rung, d, annotation, seed, "
+                          "heldout, status, attempts, contrastive_entropy) VALUES "
+                          "('h','p','r',10,'human',1,0,'done',1,2.5)"))
+    eng.dispose()
+    store = Store(db)
+    assert store.schema_version() == SCHEMA_VERSION
+    (row,) = store.rows()
+    assert row["contrastive_entropy"] == 2.5 and row["learned"] is None
+    store.upsert("h", "p", learned=False, invalid_reason="not below chance",
+                 **{"bm25_ndcg@10": 0.4})
+    row = Store(db).row("h", "p")  # reopening finds the current version: no second migration
+    assert row["learned"] is False and row["bm25_ndcg@10"] == 0.4
+
+
+def test_validity_columns_reach_status_and_exports(tmp_path):
+    p = _spec(tmp_path)
+    spec, points, store = open_study(p)
+    assert {r["dataset"] for r in store.rows(spec.spec_hash)} == {"squad_v11"}
+    store.upsert(spec.spec_hash, points[0].key, status="done", contrastive_entropy=5.9,
+                 chance=5.549, learned=False, step0_contrastive_entropy=5.2, best_step=0,
+                 selection_split="selection",
+                 invalid_reason="final 5.9 on test not below chance ln(W+1)=5.549")
+    store.upsert(spec.spec_hash, points[1].key, status="done", contrastive_entropy=3.1,
+                 chance=5.549, learned=True, selection_split="selection")
+    st = study_status(p)
+    assert [q["learned"] for q in st["points"][:2]] == [False, True]
+    export(p, csv=str(tmp_path / "r.csv"), parquet=str(tmp_path / "r.parquet"))
+    for df in (pd.read_csv(tmp_path / "r.csv"), pd.read_parquet(tmp_path / "r.parquet")):
+        for col in ("dataset", "learned", "invalid_reason", "step0_contrastive_entropy",
+                    "chance", "best_step", "selection_split", "contrastive_entropy_calibrated",
+                    "calibration_scale", "calibration_source", "bm25_ndcg@10"):
+            assert col in df.columns, col
+        done = df[df.status == "done"].set_index("contrastive_entropy")
+        assert done.loc[5.9, "learned"] in (False, 0.0) and done.loc[3.1, "learned"] in (True,
+                                                                                         1.0)
+        assert "not below chance" in done.loc[5.9, "invalid_reason"]
+        assert done.loc[5.9, "selection_split"] == "selection"
