@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densescale.budget import BERT_TINY_PARAMS, CostModel, JointLaw, optimise_budget
+from densescale.budget import BERT_TINY_PARAMS, CostModel, PlanningLaw, optimise_budget
 from densescale.utils import atomic_write_text
 
 OUT = Path(__file__).resolve().parent / "results" / "budget.md"
@@ -31,7 +31,7 @@ PAPER_DERIVED = {
 }
 
 
-def brute_force(law: JointLaw, cost: CostModel, budget: float, inference: bool):
+def brute_force(law: PlanningLaw, cost: CostModel, budget: float, inference: bool):
     zn = cost.z_param(inference)
     n = np.geomspace(BERT_TINY_PARAMS, (budget - cost.z_data) / zn, 200_000)
     loss = law.predict(n, (budget - zn * n) / cost.z_data)
@@ -63,7 +63,7 @@ def main() -> None:
     dex_no_inf: list[float] = []
     n150: dict[str, float] = {}
     for preset in ("v1", "v2"):
-        law = JointLaw.preset(preset)
+        law = PlanningLaw.preset(preset)
         for budget, inference in RUNS:
             t0 = time.perf_counter()
             a = optimise_budget(law, cost, budget, inference=inference)

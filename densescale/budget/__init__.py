@@ -1,12 +1,12 @@
 """Budget planning: cost model Z(N, D) and the budget-optimal (N, D) under the joint law.
 
-Fang et al., "Scaling Laws For Dense Retrieval" (SIGIR 2024), v1 §6 / PAPER.md §8.
+Fang et al., "Scaling Laws For Dense Retrieval" (SIGIR 2024), Section 6 (arXiv v1).
 """
 
 from __future__ import annotations
 
 from densescale.budget.cost import CostAssumptions, CostModel
-from densescale.budget.law import JointLaw
+from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import (
     BERT_TINY_PARAMS,
     Allocation,
@@ -15,5 +15,7 @@ from densescale.budget.optimise import (
     optimise_budget,
 )
 
-__all__ = ["CostAssumptions", "CostModel", "JointLaw", "Allocation", "optimise_budget",
+JointLaw = PlanningLaw  # deprecated alias kept for densescale.report; goes once it switches
+
+__all__ = ["CostAssumptions", "CostModel", "PlanningLaw", "Allocation", "optimise_budget",
            "cheapest_for_target", "loss_curve", "BERT_TINY_PARAMS"]

@@ -8,20 +8,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import re
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
 from densescale.budget.cost import FORMULAS, CostAssumptions, CostModel
-from densescale.budget.law import JointLaw
+from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import BERT_TINY_PARAMS, cheapest_for_target, optimise_budget
 from densescale.errors import ConfigError
 
-_DEF = CostAssumptions()
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
 
@@ -41,87 +44,65 @@ def parse_budgets(values: list[str]) -> list[float]:
     return out
 
 
-def resolve_law(law_path: Optional[Path], preset: Optional[str], flags: dict) -> JointLaw:
+def resolve_law(law_path: Path | None, preset: str | None, flags: dict) -> PlanningLaw:
     """Constants from --law or --preset, individual flags overriding; else all five flags."""
     if law_path is not None and preset is not None:
         raise ConfigError("give either --law or --preset, not both")
     given = {k: v for k, v in flags.items() if v is not None}
     if law_path is not None:
-        law = JointLaw.from_json(law_path)
+        law = PlanningLaw.from_json(law_path)
     elif preset is not None:
-        law = JointLaw.preset(preset)
+        law = PlanningLaw.preset(preset)
     else:
         missing = [f"--{k}" for k in ("A", "B", "alpha", "beta", "delta") if k not in given]
         if missing:
             raise ConfigError("no joint law: give --law FIT.json, --preset v1|v2, or all of --A "
                               f"--B --alpha --beta --delta (missing {' '.join(missing)})")
-        return JointLaw(**given, source="flags")
+        return PlanningLaw(**given, source="flags")
     if given:
         law = law.with_range(**given, source=f"{law.source} (overridden: {', '.join(given)})")
     return law
 
 
 def budget(
-    law_path: Optional[Path] = typer.Option(None, "--law", help="Fit JSON with A, B, alpha, beta, "
-                                            "delta, optionally n_min n_max d_min d_max (top "
-                                            "level or under 'params'/'constants')."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Paper's MS MARCO joint constants: "
-                                         "v1 = arXiv v1 Eq. 10-11 (A 8.2e5, B 5.2e3, alpha .57, "
-                                         "beta 1.39, delta .03; they do not reproduce v1's own "
-                                         "model law, flagged on use); v2 = SIGIR/v2 from "
-                                         "third-party notes, unverified (A 3.6e4, B 7.1e3, "
-                                         "alpha .56, beta 1.31, delta .03)."),
-    a_: Optional[float] = typer.Option(None, "--A", help="Joint law A (overrides --law/--preset)."),
-    b_: Optional[float] = typer.Option(None, "--B", help="Joint law B."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Joint law alpha."),
-    beta: Optional[float] = typer.Option(None, "--beta", help="Joint law beta."),
-    delta: Optional[float] = typer.Option(None, "--delta", help="Joint law delta (loss floor)."),
-    fit_n_min: Optional[float] = typer.Option(None, "--fit-n-min", help="Smallest fitted N."),
-    fit_n_max: Optional[float] = typer.Option(None, "--fit-n-max", help="Largest fitted N."),
-    fit_d_min: Optional[float] = typer.Option(None, "--fit-d-min", help="Smallest fitted D."),
-    fit_d_max: Optional[float] = typer.Option(None, "--fit-d-max", help="Largest fitted D."),
-    budgets: Optional[list[str]] = typer.Option(None, "--budget", help="Budget in $ (repeatable "
-                                                "or comma list; 20000, 2e4, 20k, 1M)."),
-    targets: Optional[list[float]] = typer.Option(None, "--target", help="Target loss: report the "
-                                                  "cheapest (N, D) reaching it (repeatable)."),
+    law_path: Path | None = typer.Option(None, "--law", help="Fit JSON with A, B, alpha, beta, "
+                                         "delta, optionally n_min n_max d_min d_max (top level "
+                                         "or under 'params'/'constants')."),
+    preset: str | None = typer.Option(None, "--preset", help="Paper's MS MARCO joint constants: "
+                                      "v1 = arXiv v1 Eq. 10-11 (A 8.2e5, B 5.2e3, alpha .57, "
+                                      "beta 1.39, delta .03; they do not reproduce v1's own "
+                                      "model law, flagged on use); v2 = SIGIR/v2 from "
+                                      "third-party notes, unverified (A 3.6e4, B 7.1e3, "
+                                      "alpha .56, beta 1.31, delta .03)."),
+    a_: float | None = typer.Option(None, "--A", help="Joint law A (overrides --law/--preset)."),
+    b_: float | None = typer.Option(None, "--B", help="Joint law B."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Joint law alpha."),
+    beta: float | None = typer.Option(None, "--beta", help="Joint law beta."),
+    delta: float | None = typer.Option(None, "--delta", help="Joint law delta (loss floor, >= 0)."),
+    fit_n_min: float | None = typer.Option(None, "--fit-n-min", help="Smallest fitted N."),
+    fit_n_max: float | None = typer.Option(None, "--fit-n-max", help="Largest fitted N."),
+    fit_d_min: float | None = typer.Option(None, "--fit-d-min", help="Smallest fitted D."),
+    fit_d_max: float | None = typer.Option(None, "--fit-d-max", help="Largest fitted D."),
+    budgets: list[str] | None = typer.Option(None, "--budget", help="Budget in $ (repeatable "
+                                             "or comma list; 20000, 2e4, 20k, 1M)."),
+    targets: list[float] | None = typer.Option(None, "--target", help="Target loss: report the "
+                                               "cheapest (N, D) reaching it (repeatable)."),
     no_inference: bool = typer.Option(False, "--no-inference", help="Leave corpus encoding (and "
                                       "query traffic) out of the cost (paper Fig. 7)."),
     show_constants: bool = typer.Option(False, "--show-constants", help="Print the derived cost "
                                         "coefficients, formulas and assumptions."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write L-vs-N curves (PNG+SVG) here."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write L-vs-N curves (PNG+SVG) here."),
     n_min: float = typer.Option(BERT_TINY_PARAMS, "--n-min", help="Smallest model considered "
                                 "(non-embedding params; default BERT-Tiny)."),
     d_min: float = typer.Option(1.0, "--d-min", help="Fewest annotations considered."),
-    data_cost: float = typer.Option(_DEF.data_cost, "--data-cost", help="$ per annotated pair."),
-    steps: int = typer.Option(_DEF.steps, "--steps", help="Training steps."),
-    batch_size: int = typer.Option(_DEF.batch_size, "--batch-size", help="Training batch size."),
-    query_tokens: int = typer.Option(_DEF.query_tokens, "--query-tokens", help="Tokens/query."),
-    positive_tokens: int = typer.Option(_DEF.positive_tokens, "--positive-tokens",
-                                        help="Tokens per positive passage."),
-    negative_tokens: int = typer.Option(_DEF.negative_tokens, "--negative-tokens",
-                                        help="Tokens per negative passage."),
-    train_flops: float = typer.Option(_DEF.train_flops_per_token, "--train-flops-per-token",
-                                      help="Training FLOPs per parameter per token."),
-    infer_flops: float = typer.Option(_DEF.infer_flops_per_token, "--infer-flops-per-token",
-                                      help="Inference FLOPs per parameter per token."),
-    peak_flops: float = typer.Option(_DEF.peak_flops, "--peak-flops", help="Peak FLOP/s per GPU."),
-    utilisation: float = typer.Option(_DEF.utilisation, "--utilisation", help="Fraction of peak."),
-    gpu_price: float = typer.Option(_DEF.gpu_price, "--gpu-price", help="$ per GPU-hour."),
-    corpus_docs: float = typer.Option(_DEF.corpus_docs, "--corpus-docs", help="Docs to encode."),
-    doc_tokens: int = typer.Option(_DEF.doc_tokens, "--doc-tokens", help="Tokens per document."),
-    queries_per_year: float = typer.Option(_DEF.queries_per_year, "--queries-per-year",
-                                           help="Queries encoded per year (paper: 0)."),
-    years: float = typer.Option(_DEF.years, "--years", help="Years of query traffic."),
+    *,
+    assumptions: CostAssumptions,
 ) -> None:
-    """Cost model Z(N,D) and the budget-optimal model size / annotation count (paper §6)."""
-    cost = CostModel.from_assumptions(CostAssumptions(
-        data_cost=data_cost, steps=steps, batch_size=batch_size, query_tokens=query_tokens,
-        positive_tokens=positive_tokens, negative_tokens=negative_tokens,
-        train_flops_per_token=train_flops, infer_flops_per_token=infer_flops,
-        peak_flops=peak_flops, utilisation=utilisation, gpu_price=gpu_price,
-        corpus_docs=corpus_docs, doc_tokens=doc_tokens, queries_per_year=queries_per_year,
-        years=years))
+    """Cost model Z(N,D) and the budget-optimal model size / annotation count (paper Section 6).
+
+    ``assumptions`` arrives from the flags generated for every CostAssumptions field."""
+    cost = CostModel.from_assumptions(assumptions)
     budget_list = parse_budgets(budgets or [])
     targets = targets or []
     doc: dict = {"cost_model": cost.to_dict()}
@@ -147,6 +128,31 @@ def budget(
         doc["plots"] = [str(p) for p in plot_budget_curves(law, cost, allocs, plot, n_min=n_min,
                                                            d_min=d_min)]
     _emit(doc, cost, law, allocs, inverse, show_constants, json_out)
+
+
+def _cost_flags() -> list[inspect.Parameter]:
+    """One ``--field-name`` option per CostAssumptions field (type, default, help from it)."""
+    hints = typing.get_type_hints(CostAssumptions)
+    return [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                              default=typer.Option(f.default, "--" + f.name.replace("_", "-"),
+                                                   help=f.metadata["help"]))
+            for f in dataclasses.fields(CostAssumptions)]
+
+
+def budget_command() -> Callable[..., None]:
+    """``budget`` with the CostAssumptions flags generated (so CLI and dataclass cannot drift)."""
+    names = [f.name for f in dataclasses.fields(CostAssumptions)]
+    hints = typing.get_type_hints(budget)
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[p.name])
+           for p in inspect.signature(budget).parameters.values() if p.name != "assumptions"]
+
+    def command(**kw: Any) -> None:
+        assumptions = CostAssumptions(**{k: kw.pop(k) for k in names})
+        budget(**kw, assumptions=assumptions)
+
+    command.__doc__ = budget.__doc__.split("\n\n")[0]
+    command.__signature__ = inspect.Signature(own + _cost_flags())  # type: ignore[attr-defined]
+    return command
 
 
 def _emit(doc: dict, cost: CostModel, law, allocs, inverse, show_constants: bool,
@@ -202,4 +208,4 @@ def _emit(doc: dict, cost: CostModel, law, allocs, inverse, show_constants: bool
 
 
 def register(app: typer.Typer) -> None:
-    app.command("budget")(budget)
+    app.command("budget")(budget_command())

@@ -1,8 +1,9 @@
 """Cost model of a dense retriever: Z(N, D) = z_data*D + z_train*N + z_infer*N.
 
-Fang et al., "Scaling Laws For Dense Retrieval" (SIGIR 2024), v1 §6, Eq. 13-15: every
-coefficient is *derived* here from stated assumptions (annotation price, training steps, tokens,
-FLOPs per parameter per token, GPU peak throughput, utilisation and price), never typed in.
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 6 (arXiv v1 Eq. 13-15):
+every coefficient is *derived* here from stated assumptions (annotation price, training steps,
+tokens, FLOPs per parameter per token, GPU peak throughput, utilisation and price), never typed
+in.
 
     z_train = steps * batch * (q + p+ + p-) tokens * 6 FLOPs / (peak * util) * $/h / 3600
     z_infer = corpus_docs * doc_tokens * 2 FLOPs / (peak * util) * $/h / 3600
@@ -22,29 +23,41 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from densescale.errors import ConfigError
 
 
+def _about(default: float, help: str) -> Any:
+    """A field with its help text in ``metadata["help"]`` (the ``budget`` flags read it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class CostAssumptions:
-    """Everything the cost coefficients are derived from (paper defaults, v1 §6)."""
+    """Everything the cost coefficients are derived from (the paper's defaults, Section 6).
 
-    data_cost: float = 0.6  # $ per annotated query-positive pair (Althammer et al., 2023)
-    steps: int = 10_000  # training steps, fixed regardless of D
-    batch_size: int = 256  # examples per training step
-    query_tokens: int = 30  # tokens per query
-    positive_tokens: int = 60  # tokens per positive passage
-    negative_tokens: int = 60  # tokens per (one) negative passage per example
-    train_flops_per_token: float = 6.0  # FLOPs per parameter per token, forward+backward (Kaplan)
-    infer_flops_per_token: float = 2.0  # FLOPs per parameter per token, forward only
-    peak_flops: float = 312e12  # peak FLOP/s of the accelerator (A100, BF16 dense)
-    utilisation: float = 0.25  # achieved fraction of peak
-    gpu_price: float = 3.93  # $ per GPU-hour (A100 80G, GCP $2,867.5/month)
-    corpus_docs: float = 30e12  # documents to encode (web-scale: 30 trillion pages, 2012)
-    doc_tokens: int = 512  # tokens per document
-    queries_per_year: float = 0.0  # queries encoded per year (paper leaves this out: 0)
-    years: float = 1.0  # years of query traffic counted in z_query
+    Each field becomes a ``densescale budget`` flag (``--gpu-price`` ...) with the help text
+    in its metadata."""
+
+    data_cost: float = _about(0.6, "$ per annotated query-positive pair (Althammer et al., 2023)")
+    steps: int = _about(10_000, "Training steps, fixed regardless of D.")
+    batch_size: int = _about(256, "Examples per training step.")
+    query_tokens: int = _about(30, "Tokens per query.")
+    positive_tokens: int = _about(60, "Tokens per positive passage.")
+    negative_tokens: int = _about(60, "Tokens per (one) negative passage per example.")
+    train_flops_per_token: float = _about(6.0, "Training FLOPs per parameter per token, forward "
+                                               "+ backward (Kaplan et al., 2020).")
+    infer_flops_per_token: float = _about(2.0, "Inference FLOPs per parameter per token "
+                                               "(forward only).")
+    peak_flops: float = _about(312e12, "Peak FLOP/s of the accelerator (A100, BF16 dense).")
+    utilisation: float = _about(0.25, "Achieved fraction of peak FLOP/s.")
+    gpu_price: float = _about(3.93, "$ per GPU-hour (A100 80G, GCP $2,867.5/month).")
+    corpus_docs: float = _about(30e12, "Documents to encode (web scale: 30 trillion pages).")
+    doc_tokens: int = _about(512, "Tokens per document.")
+    queries_per_year: float = _about(0.0, "Queries encoded per year (the paper leaves this "
+                                          "out: 0).")
+    years: float = _about(1.0, "Years of query traffic counted in z_query.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

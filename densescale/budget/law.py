@@ -1,13 +1,18 @@
-"""Joint model-data law used by the budget planner, with its fitted range.
+"""``PlanningLaw``: the joint model-data law's constants as the budget planner uses them.
 
-Fang et al. (SIGIR 2024), v1 Eq. 9 (Kaplan et al. 2020 form):
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 6 (arXiv v1 Eq. 9; Kaplan et
+al. 2020 form):
 
     L(N, D) = [ (A/N)^(alpha/beta) + B/D ]^beta + delta
 
 N = non-embedding parameters, D = annotated query-positive pairs, L = contrastive entropy
-(lower is better). Kept local to ``densescale.budget`` so planning does not depend on the fitting
-code; it reads the fit JSON the laws stage writes (keys A, B, alpha, beta, delta and optionally
-n_min, n_max, d_min, d_max, at top level or under "params"/"constants").
+(lower is better). A frozen record of constants plus the fitted (N, D) range, distinct from the
+fitting estimator ``densescale.laws.JointLaw``: planning does not depend on the fitting code; it
+reads the fit JSON the laws stage writes (keys A, B, alpha, beta, delta and optionally n_min,
+n_max, d_min, d_max, at top level or under "params"/"constants").
+
+A law outside its physical range is refused: delta < 0 (a loss floor below zero), and
+constants whose prediction overflows on the planner's search range (``check_finite``).
 """
 
 from __future__ import annotations
@@ -19,20 +24,20 @@ from pathlib import Path
 
 import numpy as np
 
-from densescale.errors import ConfigError, DataError
+from densescale.errors import ConfigError, DataError, DenseScaleError
 
-PAPER_N_RANGE = (0.5e6, 86e6)  # BERT-Tiny .. BERT-Base non-embedding params (PAPER.md §2)
+PAPER_N_RANGE = (0.5e6, 86e6)  # BERT-Tiny .. BERT-Base non-embedding params (paper Section 3.2)
 PAPER_D_RANGE = (None, 5e5)  # up to all ~0.5M MS MARCO training pairs; lower end not stated
 
 V1_NOTE = ("v1 joint constants (arXiv v1 Eq. 10-11) do not reproduce v1's own model-size law at "
-           "full data (BERT-Base 0.108 vs 0.051, BERT-Tiny > 1; PAPER.md §4): N may be in other "
-           "units there. Treat these predictions with care.")
+           "full data (BERT-Base 0.108 vs 0.051, BERT-Tiny > 1; arXiv v1 Sections 4.1, 6): N may "
+           "be in other units there. Treat these predictions with care.")
 V2_NOTE = ("v2 joint constants come from third-party notes on the camera-ready version "
-           "(unverified; consistent with v2 Fig. 1; PAPER.md §0, §4).")
+           "(unverified; consistent with the SIGIR 2024 version's Fig. 1, Section 4.4).")
 
 
 @dataclass(frozen=True)
-class JointLaw:
+class PlanningLaw:
     """Constants of L(N, D) plus the (N, D) range they were fitted on (None = unknown)."""
 
     A: float  # model-size scale (parameters)
@@ -56,6 +61,26 @@ class JointLaw:
         if not isinstance(self.delta, (int, float)) or not math.isfinite(self.delta):
             raise ConfigError("joint-law constant delta must be a finite number, "
                               f"got {self.delta!r}")
+        if self.delta < 0:
+            raise ConfigError(f"joint-law constant delta = {self.delta:g} < 0 is outside the "
+                              "law's physical range: delta is the loss floor and contrastive "
+                              "entropy is never negative")
+
+    def check_finite(self, n: float, d: float) -> None:
+        """Refuse constants whose L(n, d) overflows or is not finite (n, d: the smallest sizes
+        searched; L falls with N and D, so a finite value there bounds every other).
+
+        Raises:
+            DenseScaleError: naming the constants and the sizes.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            value = self.predict(n, d)
+        if not math.isfinite(value):
+            raise DenseScaleError(
+                f"the joint law predicts L = {value} at N = {n:.3g}, D = {d:.3g} (A={self.A:g}, "
+                f"B={self.B:g}, alpha={self.alpha:g}, beta={self.beta:g}, delta={self.delta:g}): "
+                "the prediction overflows, so these constants are outside the law's physical "
+                "range; check the fit (or the --A/--B/--alpha/--beta flags)")
 
     def predict(self, n, d):
         """L(N, D); floats or broadcastable numpy arrays."""
@@ -78,13 +103,14 @@ class JointLaw:
 
     def min_model_for(self, target: float) -> float:
         """Smallest N for which some finite D reaches ``target``: A*(target-delta)^(-1/alpha)."""
-        return self.A * (target - self.delta) ** (-1.0 / self.alpha)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return float(self.A * np.float64(target - self.delta) ** (-1.0 / self.alpha))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def preset(cls, name: str) -> JointLaw:
+    def preset(cls, name: str) -> PlanningLaw:
         """Paper's MS MARCO joint constants: ``v1`` (arXiv v1) or ``v2`` (third-party notes)."""
         key = name.lower().strip()
         if key not in PRESETS:
@@ -92,7 +118,7 @@ class JointLaw:
         return PRESETS[key]
 
     @classmethod
-    def from_json(cls, path: str | Path) -> JointLaw:
+    def from_json(cls, path: str | Path) -> PlanningLaw:
         """Read a fit JSON: constants at top level or under "params"/"constants".
 
         Top-level keys win (``densescale.laws`` writes constants at top level and its
@@ -136,15 +162,15 @@ class JointLaw:
         except ConfigError as e:
             raise DataError(str(e), path) from None
 
-    def with_range(self, **kw) -> JointLaw:
+    def with_range(self, **kw) -> PlanningLaw:
         return replace(self, **kw)
 
 
 PRESETS = {
-    "v1": JointLaw(A=8.2e5, B=5.2e3, alpha=0.57, beta=1.39, delta=0.03,
+    "v1": PlanningLaw(A=8.2e5, B=5.2e3, alpha=0.57, beta=1.39, delta=0.03,
                    n_min=PAPER_N_RANGE[0], n_max=PAPER_N_RANGE[1], d_max=PAPER_D_RANGE[1],
                    source="preset v1: arXiv v1 Eq. 10-11 (MS MARCO)", note=V1_NOTE),
-    "v2": JointLaw(A=3.6e4, B=7.1e3, alpha=0.56, beta=1.31, delta=0.03,
+    "v2": PlanningLaw(A=3.6e4, B=7.1e3, alpha=0.56, beta=1.31, delta=0.03,
                    n_min=PAPER_N_RANGE[0], n_max=PAPER_N_RANGE[1], d_max=PAPER_D_RANGE[1],
                    source="preset v2: third-party notes on SIGIR/v2 (MS MARCO)", note=V2_NOTE),
 }

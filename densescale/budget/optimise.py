@@ -1,4 +1,4 @@
-"""Budget-optimal model size and annotation count under the joint law (paper v1 §6, Figs. 7-8).
+"""Budget-optimal model size and annotation count under the joint law (paper Section 6, Figs. 7-8).
 
 Forward problem: minimise L(N, D) subject to Z(N, D) = z_data*D + z_N*N <= budget, where
 z_N = z_train (+ z_infer + z_query with inference). L grows as D falls, so the constraint is
@@ -9,11 +9,11 @@ still scan a coarse log grid first, flag several local minima, then refine with 
 ``minimize_scalar`` around the best grid point.
 
 Inverse problem: the cheapest (N, D) with L(N, D) <= target. For each N the needed D solves the
-law analytically (``JointLaw.data_needed``), leaving a 1-D minimisation of Z over log N.
+law analytically (``PlanningLaw.data_needed``), leaving a 1-D minimisation of Z over log N.
 
 Example:
-    >>> from densescale.budget import CostModel, JointLaw, optimise_budget
-    >>> a = optimise_budget(JointLaw.preset("v2"), CostModel.from_assumptions(), 20_000,
+    >>> from densescale.budget import CostModel, PlanningLaw, optimise_budget
+    >>> a = optimise_budget(PlanningLaw.preset("v2"), CostModel.from_assumptions(), 20_000,
     ...                     inference=False)
     >>> round(a.loss, 3)  # doctest: +SKIP
 """
@@ -27,10 +27,10 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from densescale.budget.cost import CostModel
-from densescale.budget.law import JointLaw
+from densescale.budget.law import PlanningLaw
 from densescale.errors import DenseScaleError
 
-BERT_TINY_PARAMS = 512_128  # non-embedding params of the smallest model in the paper (PAPER.md §2)
+BERT_TINY_PARAMS = 512_128  # non-embedding params of BERT-Tiny (paper Section 3.2)
 GRID_POINTS = 400  # coarse log-N grid scanned before the bounded refinement
 
 
@@ -55,7 +55,7 @@ class Allocation:
         return out
 
 
-def extrapolation(law: JointLaw, n: float, d: float) -> tuple[dict, list[str]]:
+def extrapolation(law: PlanningLaw, n: float, d: float) -> tuple[dict, list[str]]:
     """How far (in orders of magnitude, log10 ratio) N and D lie outside the fitted range."""
     info: dict = {}
     msgs: list[str] = []
@@ -93,7 +93,7 @@ def _refine(fun, xs: np.ndarray, vals: np.ndarray) -> tuple[float, float, int, l
     return float(x), float(f), i, notes
 
 
-def optimise_budget(law: JointLaw, cost: CostModel, budget: float, *, inference: bool = True,
+def optimise_budget(law: PlanningLaw, cost: CostModel, budget: float, *, inference: bool = True,
                     n_min: float = BERT_TINY_PARAMS, d_min: float = 1.0,
                     grid: int = GRID_POINTS) -> Allocation:
     """N*, D*, L* minimising L(N, D) subject to Z(N, D) <= budget.
@@ -111,8 +111,10 @@ def optimise_budget(law: JointLaw, cost: CostModel, budget: float, *, inference:
         The optimal Allocation, with extrapolation warnings.
 
     Raises:
-        DenseScaleError: the budget cannot pay for N_min parameters plus d_min annotations.
+        DenseScaleError: the budget cannot pay for N_min parameters plus d_min annotations, or
+            the law's prediction overflows (constants outside its physical range).
     """
+    law.check_finite(n_min, d_min)
     zn = cost.z_param(inference)
     floor = zn * n_min + cost.z_data * d_min
     if not math.isfinite(budget) or budget < floor:
@@ -143,19 +145,24 @@ def optimise_budget(law: JointLaw, cost: CostModel, budget: float, *, inference:
     return _allocation(law, cost, n, d, inference, notes, budget=budget, at_bound=at_bound)
 
 
-def cheapest_for_target(law: JointLaw, cost: CostModel, target: float, *,
+def cheapest_for_target(law: PlanningLaw, cost: CostModel, target: float, *,
                         inference: bool = True, n_min: float = BERT_TINY_PARAMS,
                         d_min: float = 1.0, grid: int = GRID_POINTS) -> Allocation:
     """The cheapest (N, D) with predicted L(N, D) <= target (inverse of ``optimise_budget``).
 
     Raises:
-        DenseScaleError: target <= delta (the law's floor), so no (N, D) can reach it.
+        DenseScaleError: target <= delta (the law's floor), so no (N, D) can reach it, or the
+            law's prediction overflows (constants outside its physical range).
     """
     if not math.isfinite(target) or target <= law.delta:
         raise DenseScaleError(f"target L = {target:g} is unreachable: the law never goes below its "
                               f"floor delta = {law.delta:g} (L -> delta only as N, D -> infinity)")
+    law.check_finite(n_min, d_min)
     zn = cost.z_param(inference)
     n_floor = law.min_model_for(target)  # below this no finite D suffices
+    if not math.isfinite(n_floor):
+        raise DenseScaleError(f"target L = {target:g} needs N above {n_floor} under this law "
+                              "(the smallest sufficient model size overflows)")
     n_lo = max(n_min, n_floor * (1 + 1e-9))
 
     def total(n: float) -> float:
@@ -179,7 +186,7 @@ def cheapest_for_target(law: JointLaw, cost: CostModel, target: float, *,
     return _allocation(law, cost, n, d, inference, notes, target=target, at_bound=at_bound)
 
 
-def loss_curve(law: JointLaw, cost: CostModel, budget: float, ns, *, inference: bool = True,
+def loss_curve(law: PlanningLaw, cost: CostModel, budget: float, ns, *, inference: bool = True,
                d_min: float = 1.0) -> np.ndarray:
     """Predicted L along N when the rest of the budget buys annotations (NaN where D < d_min)."""
     ns = np.asarray(ns, dtype=float)
@@ -190,7 +197,7 @@ def loss_curve(law: JointLaw, cost: CostModel, budget: float, ns, *, inference: 
     return out
 
 
-def _allocation(law: JointLaw, cost: CostModel, n: float, d: float, inference: bool,
+def _allocation(law: PlanningLaw, cost: CostModel, n: float, d: float, inference: bool,
                 notes: list[str], **kw) -> Allocation:
     info, msgs = extrapolation(law, n, d)
     warnings = msgs + notes + ([law.note] if law.note else [])

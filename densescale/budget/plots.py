@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from densescale.budget.cost import CostModel
-from densescale.budget.law import JointLaw
+from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import Allocation, loss_curve
 from densescale.utils import atomic_write_bytes
 
 
-def plot_budget_curves(law: JointLaw, cost: CostModel, allocations: Sequence[Allocation],
+def plot_budget_curves(law: PlanningLaw, cost: CostModel, allocations: Sequence[Allocation],
                        out_dir: str | Path, *, n_min: float, d_min: float = 1.0,
                        points: int = 300) -> list[Path]:
     """Write ``budget_curves_{inference|no_inference}.{png,svg}`` to ``out_dir``.

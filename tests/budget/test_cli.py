@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from densescale.budget import CostModel, JointLaw, optimise_budget
+from densescale.budget import CostModel, PlanningLaw, optimise_budget
 from densescale.budget.cli import parse_budgets, register
 from densescale.errors import ConfigError, DenseScaleError
 
@@ -50,7 +50,7 @@ def test_budget_json_round_trip_matches_library():
     doc = _json(["--preset", "v2", "--budget", "10k,20k", "--budget", "5e4", "--no-inference",
                  "--target", "0.1"])
     assert [b["budget"] for b in doc["budgets"]] == [1e4, 2e4, 5e4]
-    expected = optimise_budget(JointLaw.preset("v2"), CostModel.from_assumptions(), 2e4,
+    expected = optimise_budget(PlanningLaw.preset("v2"), CostModel.from_assumptions(), 2e4,
                                inference=False)
     got = doc["budgets"][1]
     assert got["n"] == pytest.approx(expected.n) and got["loss"] == pytest.approx(expected.loss)
@@ -95,3 +95,34 @@ def test_errors():
     with pytest.raises(ConfigError):
         parse_budgets(["12 dollars"])
     assert parse_budgets(["$1M, 20k", "3e3"]) == [1e6, 2e4, 3e3]
+
+
+def test_cost_flags_are_generated_from_cost_assumptions():
+    import dataclasses
+
+    from densescale.budget import CostAssumptions
+
+    res = runner.invoke(app, ["budget", "--help"], terminal_width=200)
+    assert res.exit_code == 0
+    for f in dataclasses.fields(CostAssumptions):
+        assert "--" + f.name.replace("_", "-") in res.stdout
+        assert f.metadata["help"].split()[0] in res.stdout
+    doc = _json(["--show-constants", "--steps", "20000", "--doc-tokens", "256"])
+    assert doc["cost_model"]["assumptions"]["steps"] == 20000
+    assert doc["cost_model"]["assumptions"]["doc_tokens"] == 256
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--A", "1e300", "--B", "5e3", "--alpha", "50", "--beta", "1.3", "--delta", "0.03"],
+     "overflows"),
+    (["--preset", "v2", "--delta", "-0.01"], "delta = -0.01 < 0 is outside"),
+])
+def test_laws_outside_their_physical_range_exit_1(flags, message, capsys):
+    from densescale.cli import main
+
+    for goal in (["--budget", "1M"], ["--target", "0.2"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["budget", *flags, *goal, "--json"])
+        assert exc.value.code == 1
+        err = capsys.readouterr()
+        assert err.out == "" and err.err.startswith("error:") and message in err.err

@@ -11,7 +11,7 @@ import pytest
 from densescale.budget import (
     BERT_TINY_PARAMS,
     CostModel,
-    JointLaw,
+    PlanningLaw,
     cheapest_for_target,
     loss_curve,
     optimise_budget,
@@ -34,7 +34,7 @@ def _brute_force(law, budget, inference, points=200_000):
 
 @pytest.mark.parametrize("preset,budget,inference", CASES)
 def test_optimiser_matches_brute_force_log_grid(preset, budget, inference):
-    law = JointLaw.preset(preset)
+    law = PlanningLaw.preset(preset)
     a = optimise_budget(law, COST, budget, inference=inference)
     n, d, loss = _brute_force(law, budget, inference)
     assert a.loss == pytest.approx(loss, rel=0.01)
@@ -46,7 +46,7 @@ def test_optimiser_matches_brute_force_log_grid(preset, budget, inference):
 
 def test_optimiser_matches_two_dimensional_grid():
     """Coarse 2-D grid over (N, D) with Z <= budget: the 1-D optimum is at least as good."""
-    law, budget = JointLaw.preset("v2"), 2e4
+    law, budget = PlanningLaw.preset("v2"), 2e4
     n = np.geomspace(1e6, 1e12, 600)[:, None]
     d = np.geomspace(1, 1e5, 600)[None, :]
     loss = np.where(COST.cost(n, d, inference=False) <= budget, law.predict(n, d), np.inf)
@@ -57,7 +57,7 @@ def test_optimiser_matches_two_dimensional_grid():
 
 def test_inference_cost_shrinks_the_optimal_model():
     for preset in ("v1", "v2"):
-        law = JointLaw.preset(preset)
+        law = PlanningLaw.preset(preset)
         with_inf = optimise_budget(law, COST, 1e6, inference=True)
         without = optimise_budget(law, COST, 1e6, inference=False)
         assert with_inf.n < without.n / 100
@@ -65,7 +65,7 @@ def test_inference_cost_shrinks_the_optimal_model():
 
 
 def test_budget_below_smallest_model_is_a_clear_error():
-    law = JointLaw.preset("v2")
+    law = PlanningLaw.preset("v2")
     with pytest.raises(DenseScaleError, match="cannot pay for the smallest model"):
         optimise_budget(law, COST, 2e4, inference=True)  # BERT-Tiny alone costs ~$220k to serve
     with pytest.raises(DenseScaleError, match="512,128"):
@@ -75,7 +75,7 @@ def test_budget_below_smallest_model_is_a_clear_error():
 
 
 def test_tight_budget_sits_on_a_bound():
-    law = JointLaw.preset("v2")
+    law = PlanningLaw.preset("v2")
     floor = COST.z_param(True) * BERT_TINY_PARAMS + COST.z_data
     a = optimise_budget(law, COST, floor * 1.0000001, inference=True)
     assert a.n == pytest.approx(BERT_TINY_PARAMS, rel=1e-4)
@@ -84,7 +84,7 @@ def test_tight_budget_sits_on_a_bound():
 
 @pytest.mark.parametrize("preset,budget,inference", CASES)
 def test_target_inversion_is_consistent(preset, budget, inference):
-    law = JointLaw.preset(preset)
+    law = PlanningLaw.preset(preset)
     a = optimise_budget(law, COST, budget, inference=inference)
     inv = cheapest_for_target(law, COST, a.loss, inference=inference)
     assert inv.cost == pytest.approx(budget, rel=0.01)
@@ -93,14 +93,14 @@ def test_target_inversion_is_consistent(preset, budget, inference):
 
 
 def test_target_at_or_below_floor_is_impossible():
-    law = JointLaw.preset("v2")
+    law = PlanningLaw.preset("v2")
     for t in (law.delta, law.delta / 2, 0.0):
         with pytest.raises(DenseScaleError, match="unreachable"):
             cheapest_for_target(law, COST, t)
 
 
 def test_data_needed_solves_the_law():
-    law = JointLaw.preset("v1")
+    law = PlanningLaw.preset("v1")
     n = np.geomspace(1e7, 1e11, 7)
     d = law.data_needed(n, 0.2)
     ok = np.isfinite(d)
@@ -111,7 +111,7 @@ def test_data_needed_solves_the_law():
 
 
 def test_extrapolation_warning_gives_orders_of_magnitude():
-    law = JointLaw.preset("v2")
+    law = PlanningLaw.preset("v2")
     a = optimise_budget(law, COST, 2e4, inference=False)
     orders = a.extrapolation["n"]["orders"]
     assert orders == pytest.approx(math.log10(a.n / 86e6))
@@ -127,12 +127,12 @@ def test_extrapolation_warning_gives_orders_of_magnitude():
 
 
 def test_v1_preset_is_flagged():
-    a = optimise_budget(JointLaw.preset("v1"), COST, 2e4, inference=False)
+    a = optimise_budget(PlanningLaw.preset("v1"), COST, 2e4, inference=False)
     assert any("do not reproduce" in w for w in a.warnings)
 
 
 def test_loss_curve_is_u_shaped_and_minimal_at_optimum():
-    law = JointLaw.preset("v1")
+    law = PlanningLaw.preset("v1")
     a = optimise_budget(law, COST, 5e4, inference=False)
     ns = np.geomspace(BERT_TINY_PARAMS, 1e13, 50)
     ls = loss_curve(law, COST, 5e4, ns, inference=False)
@@ -145,34 +145,34 @@ def test_fit_json_variants(tmp_path):
     top = tmp_path / "top.json"
     top.write_text(json.dumps({"A": 3.6e4, "B": 7.1e3, "alpha": 0.56, "beta": 1.31,
                                "delta": 0.03, "n_min": 1e6, "n_max": 1e8, "d_max": 1e5}))
-    law = JointLaw.from_json(top)
+    law = PlanningLaw.from_json(top)
     assert (law.A, law.n_max, law.d_max, law.d_min) == (3.6e4, 1e8, 1e5, None)
     nested = tmp_path / "nested.json"
     nested.write_text(json.dumps({"law": "joint", "params": {"A": 1, "B": 2, "alpha": 0.5,
                                   "beta": 1.0, "delta": 0.0}, "r2": 0.99}))
-    assert JointLaw.from_json(nested).B == 2
+    assert PlanningLaw.from_json(nested).B == 2
     under_constants = tmp_path / "c.json"
     under_constants.write_text(json.dumps({"constants": {"A": 1, "B": 2, "alpha": 0.5,
                                                          "beta": 1.0, "delta": 0.1}}))
-    assert JointLaw.from_json(under_constants).delta == 0.1
-    laws_stage = tmp_path / "laws.json"  # shape written by densescale.laws JointLaw.to_dict()
+    assert PlanningLaw.from_json(under_constants).delta == 0.1
+    laws_stage = tmp_path / "laws.json"  # shape written by densescale.laws PlanningLaw.to_dict()
     laws_stage.write_text(json.dumps({"law": "joint", "A": 3.6e4, "B": 7.1e3, "alpha": 0.56,
                                       "beta": 1.31, "delta": 0.03, "n_min": 5e5, "n_max": 8.6e7,
                                       "d_min": float("nan"), "d_max": 5e5, "r2": 0.99,
                                       "params": {"bootstrap": 100, "alpha": 0.05}}))
-    law = JointLaw.from_json(laws_stage)
+    law = PlanningLaw.from_json(laws_stage)
     assert (law.alpha, law.n_max, law.d_min) == (0.56, 8.6e7, None)
     wrong = tmp_path / "model.json"
     wrong.write_text(json.dumps({"law": "model", "A": 1, "alpha": 0.5, "delta": 0.0}))
     with pytest.raises(DataError, match="joint"):
-        JointLaw.from_json(wrong)
+        PlanningLaw.from_json(wrong)
     missing = tmp_path / "missing.json"
     missing.write_text(json.dumps({"A": 1, "B": 2}))
     with pytest.raises(DataError, match="alpha, beta, delta"):
-        JointLaw.from_json(missing)
+        PlanningLaw.from_json(missing)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(DataError, match="bad.json"):
-        JointLaw.from_json(bad)
+        PlanningLaw.from_json(bad)
     with pytest.raises(DataError, match="not found"):
-        JointLaw.from_json(tmp_path / "nope.json")
+        PlanningLaw.from_json(tmp_path / "nope.json")
