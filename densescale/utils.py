@@ -95,7 +95,14 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
 def cache_dir() -> Path:
     """$DENSESCALE_CACHE_DIR, else ~/.cache/densescale. Created on demand."""
     d = Path(os.environ.get("DENSESCALE_CACHE_DIR") or Path.home() / ".cache" / "densescale")
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = _file_ancestor(d)
+        reason = (f"{blocker} is a file, not a folder" if blocker is not None
+                  else e.strerror or str(e))
+        raise OutputError(d, f"cannot create the cache folder ({reason}); set "
+                             "DENSESCALE_CACHE_DIR to a writable folder") from None
     return d
 
 

@@ -52,13 +52,27 @@ def test_os_error_message_names_the_paths():
     assert os_error_message(e) == "/a.tmp -> /a: Directory not empty"
 
 
-def test_missing_input_file_is_one_line_error_and_debug_shows_traceback(tmp_path, capsys):
-    missing = tmp_path / "nope"
+def test_os_error_is_one_line_and_debug_shows_traceback(scifact_path, monkeypatch, capsys):
+    import densescale.data.validate as validate
+
+    def fail(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/x.jsonl")
+
+    monkeypatch.setattr(validate, "validate_dataset", fail)
+    monkeypatch.setattr("densescale.cli._debug", [False])
     with pytest.raises(SystemExit) as ex:
-        main(["data", "validate", str(missing)])
-    err = capsys.readouterr().err
+        main(["data", "validate", str(scifact_path)])
     assert ex.value.code == 1
-    assert err.startswith("error: ") and str(missing) in err and "Traceback" not in err
-    r = subprocess.run([sys.executable, "-m", "densescale", "--debug", "data", "validate",
-                        str(missing)], capture_output=True, text=True)
-    assert r.returncode == 1 and "Traceback" in r.stderr
+    assert capsys.readouterr().err == "error: /srv/x.jsonl: Permission denied\n"
+    with pytest.raises(PermissionError):
+        main(["--debug", "data", "validate", str(scifact_path)])
+
+
+def test_cache_dir_under_a_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "f").write_text("x")
+    monkeypatch.setenv("DENSESCALE_CACHE_DIR", str(tmp_path / "f" / "cache"))
+    r = subprocess.run([sys.executable, "-m", "densescale", "data", "index", "scifact"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"error: {tmp_path / 'f' / 'cache'}: ")
+    assert "DENSESCALE_CACHE_DIR" in r.stderr

@@ -87,6 +87,8 @@ def iter_lines(path: str | Path) -> Iterator[tuple[int, bytes]]:
                 if line.strip():
                     yield lineno, line
     except (OSError, EOFError, gzip.BadGzipFile) as e:
+        if path.suffix != ".gz" and isinstance(e, OSError):
+            raise DataError(f"cannot read after line {lineno}: {e.strerror or e}", path) from None
         raise DataError(f"cannot read compressed stream after line {lineno}: {e}", path) from None
 
 
