@@ -5,7 +5,21 @@ BIN := $(VENV)/bin
 SHARED := $(abspath ../shared/datasets)
 export DENSESCALE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint browser bench clean
+
+# The report test renders the HTML report in headless Chromium. `make browser` finds one (PATH,
+# then Playwright's own), else installs one: `playwright install chromium` where the network
+# allows it, else the Debian package. It records the path in $(VENV)/.chromium for the tests.
+PLAYWRIGHT_INSTALL ?= $(BIN)/playwright install chromium
+APT_INSTALL ?= apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+define FIND_PLAYWRIGHT_CHROMIUM
+import os
+from playwright.sync_api import sync_playwright
+with sync_playwright() as p:
+    path = p.chromium.executable_path
+print(path if os.path.exists(path) else "")
+endef
+export FIND_PLAYWRIGHT_CHROMIUM
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,8 +36,27 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check densescale tests bench
 
-test: venv
-	$(BIN)/python -m pytest -q tests
+browser: venv
+	@path="$$(command -v chromium || command -v chromium-browser || true)"; \
+	[ -n "$$path" ] || path="$$($(BIN)/python -c "$$FIND_PLAYWRIGHT_CHROMIUM" 2>/dev/null)"; \
+	if [ -z "$$path" ]; then \
+	  echo "browser: no Chromium found; trying: $(PLAYWRIGHT_INSTALL)"; \
+	  if $(PLAYWRIGHT_INSTALL) >/dev/null 2>&1; then \
+	    path="$$($(BIN)/python -c "$$FIND_PLAYWRIGHT_CHROMIUM" 2>/dev/null)"; \
+	  else \
+	    echo "browser: that failed (no network to the Playwright CDN?); trying the Debian package"; \
+	    if ($(APT_INSTALL)) >/dev/null 2>&1; then path="$$(command -v chromium || true)"; fi; \
+	  fi; \
+	fi; \
+	if [ -n "$$path" ]; then \
+	  echo "browser: using $$path"; echo "$$path" > $(VENV)/.chromium; \
+	else \
+	  rm -f $(VENV)/.chromium; \
+	  echo "browser: could not find or install Chromium; the report rendering test will fail" >&2; \
+	fi
+
+test: venv browser
+	DENSESCALE_CHROMIUM="$$(cat $(VENV)/.chromium 2>/dev/null)" $(BIN)/python -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
