@@ -144,7 +144,7 @@ def fetch_ir_datasets(name: str, target: Path) -> Path:
     except ImportError:
         raise DataError(
             f"{name!r} is fetched through ir_datasets, which is not installed: run "
-            f"`pip install ir_datasets`, or put collection.tsv, queries.<split>.tsv and "
+            f"`pip install 'densescale[msmarco]'`, or put collection.tsv, queries.<split>.tsv and "
             f"qrels.<split>.tsv (MS MARCO layout) at {target}") from None
     with staging(target.parent, target.name) as tmp:
         out = tmp / target.name

@@ -118,7 +118,7 @@ def test_msmarco_without_ir_datasets_is_a_clear_error(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "ir_datasets", None)  # import fails even if installed
-    with pytest.raises(DataError, match="pip install ir_datasets.*collection.tsv"):
+    with pytest.raises(DataError, match=r"pip install 'densescale\[msmarco\]'.*collection.tsv"):
         open_dataset("msmarco-passage", data_dir_override=tmp_path / "data")
 
 
