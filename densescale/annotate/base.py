@@ -103,7 +103,8 @@ def select_items(ds: Dataset, split: str = "train", passages: int | None = None,
                 continue
             seen[p.doc_id] = k + 1
             items.append(Item(f"{p.doc_id}#{k}", p.doc_id, k, p.query_id))
-        ds.corpus.rows_of([it.doc_id for it in items])  # DataError on qrels naming unknown docs
+        if (ds.corpus.rows_of([it.doc_id for it in items], strict=False) < 0).any():
+            ds.check_ids(split, positives_only=True)  # DataError naming qrels file:line
     if limit is not None:
         items = items[: max(0, limit)]
     if not items:

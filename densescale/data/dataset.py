@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from densescale.data import formats
 from densescale.data.corpus import Corpus
 from densescale.data.formats import Pair
@@ -75,6 +77,33 @@ class Dataset:
                 out.setdefault(qid, {})[did] = score
             self._qrels[split] = out
         return self._qrels[split]
+
+    def check_ids(self, split: str, positives_only: bool = False) -> None:
+        """Raise DataError naming qrels file:line of the first judgment whose query is not in
+        the query files or whose document is not in the corpus (one vectorised corpus lookup).
+
+        Args:
+            split: A split with a qrels file.
+            positives_only: Check only judgments with score > 0 (the training / eval pairs).
+        """
+        qpath = self.layout.qrels.get(split)
+        if qpath is None:
+            raise DataError(f"no qrels for split {split!r} (have: {self.splits()})", self.path)
+        queries = self.queries()
+        lines, dids = [], []
+        for lineno, (qid, did, score) in formats.iter_records(qpath, formats.parse_qrel, tsv=True):
+            if positives_only and score <= 0:
+                continue
+            if qid not in queries:
+                raise DataError(f"qrel names unknown query {qid!r}", qpath, lineno)
+            lines.append(lineno)
+            dids.append(did)
+        rows = self.corpus.rows_of(dids, strict=False)
+        bad = np.flatnonzero(rows < 0)
+        if len(bad):
+            i = int(bad[0])
+            more = f" ({len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise DataError(f"qrel names unknown document {dids[i]!r}{more}", qpath, lines[i])
 
     def pairs(self, split: str) -> list[Pair]:
         """Positive (query, doc) pairs of a split (score > 0), in file order."""

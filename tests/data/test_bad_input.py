@@ -93,3 +93,20 @@ def test_duplicate_ids_warned_on_every_open(tmp_path, beir_factory, writer, to_j
                   r.getMessage()]
         assert len(warned) == expected
         assert warned[-1].startswith(f"warning: {corpus}: 1 duplicate document ids")
+
+
+def test_check_ids_names_qrels_file_and_line(tmp_path, beir_factory, writer):
+    root = beir_factory(tmp_path / "ds")
+    qrels = writer(root / "qrels" / "train.tsv",
+                   f"{HEADER}q0\td0\t1\nq1\tnope\t0\nq1\tgone\t1\nq1\tlost\t1\n")
+    ds = open_dataset(root)
+    with pytest.raises(DataError) as e:
+        ds.check_ids("train")
+    assert str(e.value) == f"{qrels}:3: qrel names unknown document 'nope' (2 more)"
+    with pytest.raises(DataError, match=r":4: qrel names unknown document 'gone' \(1 more\)"):
+        ds.check_ids("train", positives_only=True)
+    writer(root / "qrels" / "test.tsv", f"{HEADER}q2\td4\t1\nqx\td5\t1\n")
+    with pytest.raises(DataError, match=r"test\.tsv:3: qrel names unknown query 'qx'"):
+        open_dataset(root).check_ids("test")
+    writer(root / "qrels" / "test.tsv", f"{HEADER}q2\td4\t1\n")
+    open_dataset(root).check_ids("test")  # all known: no error
