@@ -122,12 +122,15 @@ def doc2query(
                 train_from=train_from, finetune=vars(cfg) if train_from else None)
     gen_model = model
     if train_from:
+        from densescale.utils import atomic_write_text, prepare_output_dir
+
+        prepare_output_dir(out)  # before a long fine-tuning run, not after it
         gen_dir = Path(out) / "generator"
         stamp = gen_dir / "densescale_args.json"
         want = args_hash(args)
         if not (stamp.exists() and json.loads(stamp.read_text()).get("args_hash") == want):
             finetune(model, human_pairs(ds, train_from), gen_dir, cfg, device, progress)
-            stamp.write_text(json.dumps({"args_hash": want}))
+            atomic_write_text(stamp, json.dumps({"args_hash": want}))
         gen_model = str(gen_dir)
     ann = Doc2QueryAnnotator(gen_model, num_queries, top_k, max_input_len, max_query_len,
                              batch_size, seed, device)
