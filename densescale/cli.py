@@ -12,8 +12,9 @@ one-line help, so ``densescale --help`` and ``--version`` import no stage (no to
 scipy); a stage's module is imported only when one of its commands runs (or shows its own help).
 
 Errors: a DenseScaleError prints ``error: <message>``; an OSError (read-only or full disk, a path
-under a regular file, a missing file) prints ``error: <path>: <reason>``; both exit 1 without a
-traceback. ``--debug`` (or ``DENSESCALE_DEBUG=1``) shows the traceback instead.
+under a regular file, a missing file) prints ``error: <path>: <reason>``; a UnicodeDecodeError (a
+binary file where text was expected) says so; all exit 1 without a traceback. ``--debug`` (or
+``DENSESCALE_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -155,6 +156,12 @@ def main(argv: list[str] | None = None) -> None:
         if _debug[0]:
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
+        sys.exit(1)
+    except UnicodeDecodeError as e:  # a binary file given where text was expected
+        if _debug[0]:
+            raise
+        print(f"error: an input file is not UTF-8 text ({e.reason} at byte {e.start}); "
+              "--debug shows which", file=sys.stderr)
         sys.exit(1)
 
 

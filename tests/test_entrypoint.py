@@ -76,3 +76,18 @@ def test_cache_dir_under_a_file_is_a_clear_error(tmp_path, monkeypatch):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"error: {tmp_path / 'f' / 'cache'}: ")
     assert "DENSESCALE_CACHE_DIR" in r.stderr
+
+
+def test_binary_input_is_one_line_error(scifact_path, monkeypatch, capsys):
+    import densescale.data.validate as validate
+
+    def fail(*args, **kwargs):
+        b"\x80abc".decode("utf-8")
+
+    monkeypatch.setattr(validate, "validate_dataset", fail)
+    monkeypatch.setattr("densescale.cli._debug", [False])
+    with pytest.raises(SystemExit) as ex:
+        main(["data", "validate", str(scifact_path)])
+    assert ex.value.code == 1
+    assert capsys.readouterr().err == ("error: an input file is not UTF-8 text (invalid start "
+                                       "byte at byte 0); --debug shows which\n")
