@@ -266,7 +266,7 @@ def sample_logits(encoder: Encoder, dataset: Any, sample: NegativeSample,
     passages encoded here)."""
     t = _embed_sample(encoder, dataset, sample, EvalConfig.resolve(config).batch_size, device,
                       progress, passage_cache)
-    return pair_logits(*t[:4], method=method), t[4]
+    return pair_logits(*t[:5], method=method), t[5]
 
 
 def _embed_sample(encoder, dataset, sample, batch_size, device, progress, passage_cache):

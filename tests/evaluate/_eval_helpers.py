@@ -11,10 +11,11 @@ import torch
 
 
 def make_dataset(root: Path, n_docs: int = 400, n_queries: int = 30, seed: int = 0,
-                 self_ids: bool = False) -> Path:
+                 self_ids: bool = False, dev_queries: int = 0) -> Path:
     """A BEIR-layout collection of random-word passages; each query copies words of 1-2 docs.
 
     self_ids: give each query the id of a (non-relevant) corpus document, as in ArguAna.
+    dev_queries: that many further queries go to qrels/dev.tsv (the selection split).
     """
     rng = np.random.default_rng(seed)
     vocab = [f"w{i}" for i in range(300)]
@@ -25,14 +26,17 @@ def make_dataset(root: Path, n_docs: int = 400, n_queries: int = 30, seed: int =
         for i, t in enumerate(docs):
             f.write(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n")
     lines = ["query-id\tcorpus-id\tscore"]
+    dev = list(lines)
     with open(root / "queries.jsonl", "w") as f:
-        for q in range(n_queries):
+        for q in range(n_queries + dev_queries):
             pos = rng.choice(n_docs, size=1 + (q % 2), replace=False)
             words = [w for p in pos for w in rng.choice(docs[p].split(), size=4)]
             qid = f"d{(int(pos[0]) + 7) % n_docs}" if self_ids else f"q{q}"
             f.write(json.dumps({"_id": qid, "text": " ".join(words)}) + "\n")
-            lines += [f"{qid}\td{p}\t1" for p in pos]
+            (lines if q < n_queries else dev).extend(f"{qid}\td{p}\t1" for p in pos)
     (root / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    if dev_queries:
+        (root / "qrels" / "dev.tsv").write_text("\n".join(dev) + "\n")
     return root
 
 
@@ -59,6 +63,15 @@ class HashBowEncoder:
             for tok in t.split():
                 out[i] += self._vec(tok)
         return out * self.scale
+
+
+class UnitHashBowEncoder(HashBowEncoder):
+    """HashBowEncoder with unit-norm embeddings (bounded, cosine scores)."""
+
+    similarity = "cos"
+
+    def encode(self, texts, kind="doc", batch_size=128):
+        return torch.nn.functional.normalize(super().encode(texts, kind, batch_size), dim=-1)
 
 
 class ConstantEncoder:
