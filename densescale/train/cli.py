@@ -23,7 +23,12 @@ from typing import Any
 import typer
 
 from densescale.errors import ConfigError
-from densescale.train.config import TrainConfig
+from densescale.evaluate.config import EvalConfig
+from densescale.train.config import SELECTION_EVAL, TrainConfig
+
+# TrainConfig fields given as --selection-<key> flags (the keys periodic evaluation uses)
+NESTED = {"selection": (EvalConfig, ("negatives", "repeats", "seed", "pool_size", "max_pairs",
+                                     "batch_size"))}
 
 
 def _cli_type(annotation: Any) -> type:
@@ -55,11 +60,12 @@ def field_help(field: Any) -> tuple[str, str]:
     return text, "none" if default is None else str(default)
 
 
-def _option(name: str, field: Any) -> inspect.Parameter:
+def _option(name: str, field: Any, default: str | None = None) -> inspect.Parameter:
     t = _cli_type(field.annotation)
     flag = "--" + name.replace("_", "-")
     decls = [f"{flag}/--no-{flag[2:]}"] if t is bool else [flag]
-    help_, default = field_help(field)
+    help_, shown = field_help(field)
+    default = shown if default is None else default
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=t | None,
                              default=typer.Option(None, *decls, help=help_, show_default=default))
 
@@ -78,7 +84,15 @@ def _build_command():
             False, "--quiet", help="No progress bar.")),
     ]
     for name, field in TrainConfig.model_fields.items():
-        params.append(_option(name, field))
+        if name not in NESTED:
+            params.append(_option(name, field))
+            continue
+        defaults = SELECTION_EVAL.model_dump()
+        model, keys = NESTED[name]
+        for sub in keys:
+            sub_field, value = model.model_fields[sub], defaults[sub]
+            params.append(_option(f"{name}_{sub}", sub_field,
+                                  "none" if value is None else str(value)))
 
     def train_cmd(**kw: Any) -> None:
         """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last},
@@ -96,20 +110,23 @@ def _build_command():
             if not saved.exists():
                 raise ConfigError(f"--resume: {saved} not found")
             base = json.loads(saved.read_text())
+        for name in NESTED:  # --selection-negatives 64 -> selection={..., "negatives": 64}
+            sub = {k.removeprefix(f"{name}_"): given.pop(k) for k in list(given)
+                   if k.startswith(f"{name}_")}
+            if sub:
+                given[name] = {**dict(base.get(name) or SELECTION_EVAL.model_dump()), **sub}
         cfg = TrainConfig.make(**{**base, **given})
         from densescale.train.loop import train
 
-        summary = train(cfg, resume=resume, progress=not quiet).to_dict()
+        summary = train(cfg, resume=resume, progress=not quiet)
         if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
             return
         if as_json:
-            typer.echo(json.dumps(summary, indent=2, default=str))
+            typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
             return
-        best = summary["best_contrastive_entropy"]
-        typer.echo(f"{summary['rung']}: N={summary['n_params']:,} D={summary['d']:,} "
-                   f"steps={summary['steps_done']} pairs/s={summary['pairs_per_s'] or 0:.1f} "
-                   f"best CE={best if best is None else round(best, 4)} @ {summary['best_step']} "
-                   f"-> {cfg.out}")
+        typer.echo(f"{summary.rung}: N={summary.n_params:,} D={summary.d:,} "
+                   f"steps={summary.steps_done} pairs/s={summary.pairs_per_s or 0:.1f} "
+                   f"-> {cfg.out}\n{summary.headline()}")
 
     train_cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     return train_cmd

@@ -38,12 +38,17 @@ def subset_pairs(pairs: list[Pair], size: int | None, seed: int) -> list[Pair]:
 class TrainData:
     """Pairs (as corpus rows), their tokenised queries, and tokenised passages.
 
+    The pool is the split's pairs (or the annotation set's) minus every pair of a held-out
+    selection group (``Dataset.training_pairs``, ``Selection.keep_training``), so no training
+    subset D ever shares a query or passage with the selection queries; D is then a nested
+    seeded subset of that pool.
+
     Attributes:
         pairs: the D training pairs. pos_rows: corpus row of each pair's positive [D].
         qids: query id of each pair. queries: TokenStore of the queries, one per pair.
         passages: TokenStore of the corpus (pre-tokenised) or of the distinct positives.
         positives: TokenStore of each pair's own positive text (ICT annotation sets), or None.
-        tokenize_s: seconds spent tokenising.
+        tokenize_s: seconds spent tokenising. held_out: pairs left out for selection.
     """
 
     def __init__(self, cfg: TrainConfig, ds: Any, tokenizer: Any,
@@ -53,12 +58,18 @@ class TrainData:
         pos_texts = None  # query id -> positive text, when it is not the corpus passage (ICT)
         if cfg.annotations:
             aset = read_annotation_set(cfg.annotations)
-            pairs, queries, pos_texts = aset.pairs, aset.queries, aset.positives
+            queries, pos_texts = aset.queries, aset.positives
+            pairs = ds.selection().keep_training(aset.pairs)
+            n_all = len(aset.pairs)
         else:
-            pairs, queries = ds.pairs(cfg.split), ds.queries()
+            queries = ds.queries()
+            pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
+            n_all = len(ds.pairs(cfg.split))
         where = cfg.annotations or ds.path
         if not pairs:
-            raise DataError(f"no positive pairs in split {cfg.split!r}", where)
+            raise DataError(f"no positive pairs in split {cfg.split!r} (after holding out "
+                            "the selection queries)", where)
+        self.held_out = n_all - len(pairs)  # pairs left out for the selection split
         seed = cfg.seed if cfg.subset_seed is None else cfg.subset_seed
         pairs = subset_pairs(pairs, cfg.train_size, seed)
         try:
@@ -95,7 +106,8 @@ class TrainData:
         self.tokenize_s = time.perf_counter() - t0
         how = "pre-tokenised" if self.pretokenized else "per step"
         log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
-            f"{self.tokenize_s:.1f}s (corpus {how})")
+            f"{self.tokenize_s:.1f}s (corpus {how}; {self.held_out:,} pairs held out for "
+            "selection)")
 
     def __len__(self) -> int:
         return len(self.pairs)

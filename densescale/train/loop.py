@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from densescale.errors import ConfigError
+from densescale.errors import ConfigError, TrainingDiverged
 from densescale.models.encoder import BiEncoder, build_model
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, setup
 from densescale.train.negatives import HardNegatives
-from densescale.train.selection import evaluate
+from densescale.train.selection import chance, evaluate, selection_metric
 from densescale.train.state import (
     Checkpoint,
     TrainState,
@@ -36,7 +36,7 @@ from densescale.train.state import (
     save_checkpoint,
 )
 from densescale.train.step import StepLoss, make_optimizer, make_scheduler
-from densescale.train.summary import TrainSummary
+from densescale.train.summary import TrainSummary, verdict
 from densescale.utils import atomic_write_json, git_commit, hardware_info
 
 
@@ -93,6 +93,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
                file=sys.stderr, dynamic_ncols=True,
                desc=f"train {model.rung.name if model.rung else ''}")
     loss_sum, loss_n = torch.zeros((), device=dist.device), 0
+    first_bad = torch.zeros((), dtype=torch.long, device=dist.device)  # first non-finite step
     seg_pairs, t_seg = 0, time.perf_counter()  # pairs and start of the current timed segment
     for step in range(start + 1, stop_at + 1):
         loss = step_loss(step - 1)
@@ -103,7 +104,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         sched.step()
         opt.zero_grad(set_to_none=True)
         loss_sum += loss.detach()
+        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
         loss_n, seg_pairs, state.step = loss_n + 1, seg_pairs + cfg.batch_size, step
+        is_eval = (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
+        is_ck = (ck_every and step % ck_every == 0) or step == stop_at
+        if step % cfg.progress_every == 0 or step == stop_at or is_eval or is_ck:
+            _check_finite(first_bad)
         if step % cfg.progress_every == 0 or step == stop_at:
             lv = float(loss_sum) / loss_n
             state.history.append({"step": step, "loss": lv, "eval": None,
@@ -114,8 +120,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
             bar.update(step - bar.n)
             loss_sum.zero_()
             loss_n = 0
-        is_eval = (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
-        is_ck = (ck_every and step % ck_every == 0) or step == stop_at
         if is_eval or is_ck:
             state.train_time_s += time.perf_counter() - t_seg
             state.pairs_seen, seg_pairs = state.pairs_seen + seg_pairs, 0
@@ -129,6 +133,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     state.pairs_seen += seg_pairs
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
+    log(summary.headline())
     if dist.main:
         if finished:
             model.save(out / "last", extra={"step": state.step, **n_info})
@@ -156,7 +161,9 @@ def _new_model(cfg: TrainConfig, ds, out: Path, dist: Dist) -> BiEncoder:
                         corpus_for_tokenizer=ds.corpus if cfg.init == "scratch" else None,
                         proj_dim=cfg.proj_dim, pooling=cfg.pooling, seed=cfg.seed,
                         vocab_size=cfg.vocab_size, query_max_len=cfg.query_max_len,
-                        passage_max_len=cfg.passage_max_len, source=cfg.source)
+                        passage_max_len=cfg.passage_max_len, source=cfg.source,
+                        similarity=cfg.similarity,
+                        scale=cfg.scale if cfg.similarity == "cos" else None)
     model.meta.update({"train_data": str(cfg.data), "train_size": cfg.train_size})
     return model
 
@@ -190,27 +197,42 @@ class _Keeper:
         if cfg.eval_split is None:
             return
         if self.dist.main:
-            ce, se = evaluate(self.model, self.ds, cfg)
+            ce, se = evaluate(self.model, self.ds, cfg, step)
             state.history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se})
             if state.best is None or ce < state.best:
                 state.best, state.best_step = ce, step
-                self.model.save(self.out / "best", extra={"step": step,
-                                                          "contrastive_entropy": ce, **self.n_info})
-            self.log(f"step {step}: contrastive entropy {ce:.4f} ± {se:.4f} "
-                     f"(best {state.best:.4f} @ {state.best_step})")
+                self.model.save(self.out / "best", extra={
+                    "step": step, "contrastive_entropy": ce, "selection_split": cfg.eval_split,
+                    "selection_metric": selection_metric(self.model), **self.n_info})
+            self.log(f"step {step}: selection CE {ce:.4f} ± {se:.4f} "
+                     f"({cfg.eval_split}, W={cfg.selection.negatives}) | best "
+                     f"{state.best:.4f} @ step {state.best_step}")
         self.dist.barrier()
+
+
+def _check_finite(first_bad: torch.Tensor) -> None:
+    """Raise TrainingDiverged naming the first step whose loss was NaN or infinite."""
+    if bad := int(first_bad):
+        raise TrainingDiverged("training loss is not finite (NaN or inf): lower lr, "
+                               "temperature or scale", bad)
 
 
 def _summary(cfg: TrainConfig, model: BiEncoder, state: TrainState, d: int, n_info: dict,
              t_start: float, finished: bool, tokenize_s: float) -> TrainSummary:
     evals = state.evals()
+    step0 = next((h["eval"] for h in evals if h["step"] == 0), None)
+    w, ch = cfg.selection.negatives, chance(cfg)
+    learned, reason = verdict(step0, state.best, state.best_step, ch, w)
     return TrainSummary(
         rung=model.rung.name if model.rung else None, **n_info, d=d, steps=cfg.steps,
-        steps_done=max([h["step"] for h in state.history] or [0]), finished=finished,
+        steps_done=state.step, finished=finished,
         wall_time_s=time.perf_counter() - t_start, train_time_s=state.train_time_s,
         pairs_per_s=state.pairs_seen / state.train_time_s if state.train_time_s else None,
-        tokenize_s=tokenize_s, lr=cfg.resolved_lr, best_step=state.best_step,
-        best_contrastive_entropy=state.best,
-        final_contrastive_entropy=evals[-1]["eval"] if evals else None,
-        history=state.history, hardware=hardware_info(), git_commit=git_commit(),
-        config=cfg.to_dict())
+        tokenize_s=tokenize_s, lr=cfg.resolved_lr, similarity=model.similarity,
+        score_scale=model.score_scale, selection_split=cfg.eval_split,
+        selection_metric=selection_metric(model), eval_negatives=w, chance=ch, step0_ce=step0,
+        best_step=state.best_step, best_ce=state.best,
+        last_step=evals[-1]["step"] if evals else None,
+        last_ce=evals[-1]["eval"] if evals else None, learned=learned,
+        not_learned_reason=reason, history=state.history, hardware=hardware_info(),
+        git_commit=git_commit(), config=cfg.to_dict())

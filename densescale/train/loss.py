@@ -2,10 +2,13 @@
 
     L = -(1/B) sum_i log( e^{s(q_i,p_i+)/t} / (e^{s(q_i,p_i+)/t} + sum_j e^{s(q_i,n_j)/t}) )
 
-with s the inner product and t the temperature (1.0 = none, the paper). In the paper's setting the
-negatives n_j are 256 random corpus passages shared by the whole batch; the other queries'
-positives are *not* negatives. ``inbatch=True`` adds them (the MultipleNegativesRankingLoss
-setting); duplicates of a query's own positive are masked out.
+with s the model's score and t the temperature (1.0 = none, the paper). The score is the inner
+product of the embeddings times ``scale``: 1 for the paper's dot product, the model's declared
+``score_scale`` for a cosine model (unit-length embeddings, s = scale * cos).
+
+In the paper's setting the negatives n_j are 256 random corpus passages shared by the whole
+batch; the other queries' positives are *not* negatives. ``inbatch=True`` adds them (the
+MultipleNegativesRankingLoss setting); duplicates of a query's own positive are masked out.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def contrastive_loss(
     inbatch: bool = False,
     pos_ids: torch.Tensor | None = None,  # [B] document ids, to mask duplicate in-batch positives
     temperature: float = 1.0,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """Mean cross-entropy of each query's positive against its candidates (scalar)."""
     q, p = q.float(), p.float()
@@ -41,24 +45,26 @@ def contrastive_loss(
         if neg_mask is not None:
             s_neg = s_neg.masked_fill(neg_mask, float("-inf"))
         parts.append(s_neg)
-    logits = torch.cat(parts, dim=1) / temperature  # [B, C]
+    logits = _logits(torch.cat(parts, dim=1), temperature, scale)  # [B, C]
     target = (torch.arange(len(q), device=q.device) if inbatch
               else torch.zeros(len(q), dtype=torch.long, device=q.device))
     return F.cross_entropy(logits, target)
 
 
 class ContrastiveLoss(nn.Module):
-    """``contrastive_loss`` as a module (holds the temperature and the in-batch switch)."""
+    """``contrastive_loss`` as a module (holds temperature, scale and the in-batch switch)."""
 
-    def __init__(self, temperature: float = 1.0, inbatch: bool = False):
+    def __init__(self, temperature: float = 1.0, inbatch: bool = False, scale: float = 1.0):
         super().__init__()
         self.temperature = temperature
         self.inbatch = inbatch
+        self.scale = scale
 
     def forward(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor | None = None,
                 neg_mask: torch.Tensor | None = None,
                 pos_ids: torch.Tensor | None = None) -> torch.Tensor:
-        return contrastive_loss(q, p, n, neg_mask, self.inbatch, pos_ids, self.temperature)
+        return contrastive_loss(q, p, n, neg_mask, self.inbatch, pos_ids, self.temperature,
+                                self.scale)
 
 
 def inbatch_global_loss(
@@ -69,6 +75,7 @@ def inbatch_global_loss(
     pos_ids: torch.Tensor,  # [B] document id of every positive of the global batch
     rank: int,
     temperature: float = 1.0,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """In-batch loss under DDP: every device's positives are candidates (targets offset by rank).
 
@@ -86,4 +93,9 @@ def inbatch_global_loss(
     if n is not None and len(n):
         s_neg = q @ n.float().T  # [b, M]
         parts.append(s_neg.masked_fill(neg_mask, float("-inf")) if neg_mask is not None else s_neg)
-    return F.cross_entropy(torch.cat(parts, 1) / temperature, target)
+    return F.cross_entropy(_logits(torch.cat(parts, 1), temperature, scale), target)
+
+
+def _logits(scores: torch.Tensor, temperature: float, scale: float) -> torch.Tensor:
+    out = scores / temperature
+    return out * scale if scale != 1.0 else out

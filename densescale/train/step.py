@@ -79,6 +79,7 @@ class StepLoss:
             ids = [dev.index] if dev.type == "cuda" else None
             self.step_fn = DDP(self.step_fn, device_ids=ids)
         self.order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+        self.scale = model.score_scale or 1.0  # cos: the declared multiplier; dot: none
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else dev.type == "cuda"
         self.chunk_rows = (cfg.passage_chunk if cfg.passage_chunk is not None
                            else (0 if dev.type == "cuda" else 64))
@@ -117,10 +118,10 @@ class StepLoss:
         inbatch = cfg.negative_mode == "inbatch"
         if inbatch and gathered:
             return inbatch_global_loss(q, gather(p), n, mask, torch.from_numpy(pos_rows).to(dev),
-                                       dist.rank, cfg.temperature)
+                                       dist.rank, cfg.temperature, self.scale)
         return contrastive_loss(q, p, n, mask, inbatch=inbatch,
                                 pos_ids=torch.from_numpy(pos_rows[my]).to(dev),
-                                temperature=cfg.temperature)
+                                temperature=cfg.temperature, scale=self.scale)
 
 
 def _to(batch: dict[str, Any], dev: torch.device) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from densescale.train.data import TrainData
 
 def _ict_set(tmp_path, toy_dataset, with_positives=True, drop_one=False):
     ds = open_dataset(toy_dataset)
-    pairs = [Pair(f"g{i}", ds.corpus[i].id) for i in range(8)]
+    held = ds.selection().held_out_docs  # passages of the selection queries: never trained on
+    rows = [r for r in range(len(ds.corpus)) if ds.corpus[r].id not in held][:8]
+    pairs = [Pair(f"g{i}", ds.corpus[r].id) for i, r in enumerate(rows)]
     queries = {p.query_id: f"pseudo query {i}" for i, p in enumerate(pairs)}
     out = write_annotation_set(tmp_path / "ann", queries, pairs, {"method": "ict"})
     if with_positives:
@@ -39,7 +41,22 @@ def test_positive_texts_replace_corpus_passages(tmp_path, toy_dataset, minilm_di
     got = [store.flat[store.offsets[i]:store.offsets[i + 1]].tolist() for i in range(len(store))]
     assert got == want
     # the source passage of each pair is still known, so it can be excluded from negatives
-    assert data.pos_rows.tolist() == list(range(8))
+    assert data.pos_rows.tolist() == ds.corpus.rows_of([p.doc_id for p in aset.pairs]).tolist()
+
+
+def test_annotation_pairs_on_held_out_passages_are_dropped(tmp_path, toy_dataset, minilm_dir):
+    """A generated query for a passage of the selection split never becomes a training pair."""
+    ds = open_dataset(toy_dataset)
+    held = sorted(ds.selection().held_out_docs)
+    kept = [d for d in ds.corpus.ids if d not in set(held)][:5]
+    pairs = [Pair(f"h{i}", d) for i, d in enumerate(held[:3])] + \
+        [Pair(f"k{i}", d) for i, d in enumerate(kept)]
+    ann = write_annotation_set(tmp_path / "mixed", {p.query_id: "some query" for p in pairs},
+                               pairs, {"method": "test"})
+    cfg = TrainConfig(data=str(toy_dataset), annotations=str(ann), steps=2, negatives=4,
+                      passage_max_len=16)
+    data = TrainData(cfg, ds, load_tokenizer(str(minilm_dir)), log=lambda *_: None)
+    assert [p.doc_id for p in data.pairs] == kept and data.held_out == 3
 
 
 def _token_ids(tok, texts):
