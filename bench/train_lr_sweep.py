@@ -29,13 +29,14 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             cfg = TrainConfig(data=args.data, model="bert-tiny", init="scratch", vocab_size=8000,
                               train_size=20_000, steps=args.steps, batch_size=32, negatives=32,
-                              passage_max_len=64, lr=lr, eval_every=args.steps // 3, eval_pairs=500,
-                              eval_negatives=256, eval_pool_size=5000, out=out,
-                              num_threads=args.threads)
+                              passage_max_len=64, lr=lr, eval_every=args.steps // 3,
+                              selection={"max_pairs": 500, "negatives": 256, "pool_size": 5000},
+                              out=out, num_threads=args.threads)
             s = train(cfg, progress=False)
-        evals = [(h["step"], round(h["eval"], 4)) for h in s["history"] if h["eval"] is not None]
-        print(json.dumps({"lr": lr, "steps": args.steps, "evals": evals,
-                          "best": s["best_contrastive_entropy"], "pairs_per_s": s["pairs_per_s"]}))
+        evals = [(h["step"], round(h["eval"], 4)) for h in s.history if h["eval"] is not None]
+        print(json.dumps({"lr": lr, "steps": args.steps, "evals": evals, "best": s.best_ce,
+                          "best_step": s.best_step, "learned": s.learned,
+                          "selection_split": s.selection_split, "pairs_per_s": s.pairs_per_s}))
         sys.stdout.flush()
 
 
