@@ -78,16 +78,19 @@ def huber_scale(log_residuals: np.ndarray) -> float:
 def loo_predictions(est: Any, LXc: np.ndarray, y: np.ndarray, wres: np.ndarray,
                     theta_hat: np.ndarray) -> np.ndarray:
     """Prediction [n] at each point from the law refitted on the other points (same method and
-    scale; the better of a warm start at the full fit and the best grid start). NaN where the
-    others cannot identify the law (fewer distinct sizes than constants) or the refit fails."""
+    scale). Least squares: the better of a warm start at the full fit and the best grid start;
+    Huber: the warm start only (L-BFGS-B from a cold start costs seconds per refit). NaN where
+    the others cannot identify the law (fewer distinct sizes than constants) or the refit
+    fails."""
     n = len(y)
     out = np.full(n, np.nan)
+    starts = [{"theta0": theta_hat}] + ([{"n_starts": 1}] if est.method == "lsq" else [])
     for i in range(n):
         keep = np.arange(n) != i
         if len(np.unique(LXc[keep], axis=0)) < est.n_params:
             continue
         best = None
-        for kw in ({"theta0": theta_hat}, {"n_starts": 1}):
+        for kw in starts:
             try:
                 th, cost = est._fit_theta(LXc[keep], y[keep], wres[keep], **kw)[:2]
             except Exception:                           # noqa: BLE001 - no prediction there
