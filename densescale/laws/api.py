@@ -41,6 +41,21 @@ class ValidityWarning(UserWarning):
     """Points left out (or kept) because of their ``learned`` flag, or validity unknown."""
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats as None and numpy scalars/paths as Python values, so that
+    the fit document is strict JSON (``null`` where a value is undefined, e.g. R² of constant
+    data)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return str(obj) if isinstance(obj, Path) else obj
+
+
 def _min_points(law: str) -> int:
     cls = ESTIMATORS["data" if law == "annotations" else law]
     return len(cls.constants) + 1
@@ -116,7 +131,7 @@ def fit_law(frame: pd.DataFrame, law: str = "model", *, method: str = "lsq",
                 doc["plots"] = [str(p) for p in plots.plot_annotations(cmp, rows, plot,
                                                                        metric=metric)]
             if out:
-                atomic_write_json(out, doc)
+                atomic_write_json(out, json_safe(doc))
             return doc
         X, y, sigma = X_of(rows, law), rows["y"].to_numpy(float), sigma_of(rows)
         if holdout in SPLITS:
@@ -134,9 +149,9 @@ def fit_law(frame: pd.DataFrame, law: str = "model", *, method: str = "lsq",
             est.fit(X, y, sigma)
     doc["fit"] = est.to_dict()
     if out:
-        atomic_write_json(out, {**doc["fit"], "metric": metric, "source": str(source),
-                                "selection": note, "excluded": excluded,
-                                "holdout": doc.get("holdout")})
+        atomic_write_json(out, json_safe({**doc["fit"], "metric": metric, "source": str(source),
+                                          "selection": note, "excluded": excluded,
+                                          "holdout": doc.get("holdout")}))
     if plot:
         doc["plots"] = [str(p) for p in _plots(est, law, X, y, mask, plot, metric)]
     return doc

@@ -14,10 +14,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import typer
 
-from densescale.laws.api import LAWS, fit_law
+from densescale.laws.api import LAWS, fit_law, json_safe
 from densescale.study.results import DEFAULT_METRIC, read_results
 
 
@@ -124,17 +123,9 @@ def fit_command(
     for w in doc["warnings"]:
         sys.stderr.write(f"warning: {w}\n")
     if as_json:
-        sys.stdout.write(json.dumps(doc, default=_json_default) + "\n")
+        sys.stdout.write(json.dumps(json_safe(doc), allow_nan=False) + "\n")
     else:
         _print_human(doc)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def register(app: typer.Typer) -> None:

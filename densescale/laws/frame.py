@@ -72,8 +72,9 @@ def split_learned(rows: pd.DataFrame, include_not_learned: bool = False
     if "learned" not in rows.columns:
         return rows, [], [UNKNOWN_VALIDITY]
     flags = rows["learned"].tolist()
-    bad = np.array([v is not None and not bool(v) for v in flags], dtype=bool)
-    unknown = np.array([v is None for v in flags], dtype=bool)
+    unknown = np.array([v is None or bool(pd.isna(v)) for v in flags], dtype=bool)
+    bad = np.array([not u and not bool(v) for u, v in zip(unknown, flags, strict=True)],
+                   dtype=bool)
     notes: list[str] = []
     if unknown.any():
         notes.append(f"validity unknown for {int(unknown.sum())} point(s) (no 'learned' value): "

@@ -164,3 +164,12 @@ def test_cli_json_and_flag(tmp_path):
     res = CliRunner().invoke(app, [*args, "--include-not-learned"])
     assert res.exit_code == 0 and json.loads(res.stdout)["fit"]["n_points"] == 6
     assert "included 1 point" in res.stderr
+
+
+def test_fit_document_is_strict_json():
+    from pathlib import Path
+
+    from densescale.laws.api import json_safe
+
+    doc = {"r2": float("nan"), "x": [np.float64(np.inf), np.int64(3)], "p": Path("a/b")}
+    assert json.dumps(json_safe(doc), allow_nan=False) == '{"r2": null, "x": [null, 3], "p": "a/b"}'
