@@ -97,6 +97,8 @@ def _run_params() -> list[inspect.Parameter]:
         _opt("calibrate", str, "auto", "--calibrate", help="Calibrated contrastive entropy: "
              "auto (declared scale, else a temperature fitted on the selection split when "
              "scores are bounded), declared, fit, none."),
+        _opt("bm25", bool, False, "--bm25", help="Also rank with BM25 on the same queries and "
+             "pool (bm25_<metric> columns; cached per dataset, split, queries and pool)."),
         _opt("normalized", bool, False, "--normalized", help="Treat the model's embeddings as "
              "unit-norm (bounded scores): report a calibrated value."),
         _opt("query_max_len", int | None, None, "--query-max-len",
@@ -127,7 +129,8 @@ def eval_cmd(**kw: Any) -> None:
     ds = open_dataset(run["data"])
     scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
                          run["device"])
-    row = evaluate_model(scorer, ds, run["split"], cfg, calibrate=run["calibrate"],
+    row = evaluate_model(scorer, ds, run["split"], cfg, bm25=run["bm25"],
+                         calibrate=run["calibrate"],
                          normalized=run["normalized"] or None, run_path=run["run_out"],
                          device=run["device"], progress=sys.stderr.isatty())
     row["model"] = str(run["model"])
@@ -148,9 +151,13 @@ def eval_cmd(**kw: Any) -> None:
         typer.echo(f"calibrated           {row['contrastive_entropy_calibrated']:.4f} ± "
                    f"{row['contrastive_entropy_calibrated_stderr']:.4f} (scale "
                    f"{row['calibration_scale']:.3g}, {row['calibration_source']})")
-    if cfg.ranking:
+    if cfg.ranking or run["bm25"]:
+        head = f"{'':<20} {'model':>8}" if cfg.ranking else f"{'':<20}"
+        typer.echo(head + (f" {'BM25':>8}" if run["bm25"] else ""))
         for m in cfg.metrics:
-            typer.echo(f"{label(m):<20} {row[canonical(m)]:.4f}")
+            key = canonical(m)
+            line = f"{label(m):<20}" + (f" {row[key]:>8.4f}" if cfg.ranking else "")
+            typer.echo(line + (f" {row['bm25_' + key]:>8.4f}" if run["bm25"] else ""))
     typer.echo(f"time {row['seconds_total']:.1f}s")
 
 

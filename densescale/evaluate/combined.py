@@ -49,6 +49,7 @@ def evaluate_model(
     split: str = "test",
     config: EvalConfig | None = None,
     *,
+    bm25: bool = False,
     calibrate: str = "auto",
     normalized: bool | None = None,
     run_path: str | os.PathLike | None = None,
@@ -64,6 +65,8 @@ def evaluate_model(
         config: EvalConfig (``**overrides`` replace its fields): contrastive entropy settings
             (negatives, repeats, seed, pool_size, max_pairs) and ranking settings (ranking, k,
             metrics, ranking_pool_size, ranking_max_queries, exclude_self, shard_size).
+        bm25: also report BM25 on the same queries and pool as ``bm25_<metric key>`` columns
+            (``densescale.evaluate.bm25``; cached per dataset, split, queries and pool).
         calibrate / normalized: as ``contrastive_entropy`` (a fitted temperature uses the
             selection split only).
         run_path: also write the TREC run there.
@@ -75,8 +78,9 @@ def evaluate_model(
         "contrastive_entropy_calibrated", "contrastive_entropy_calibrated_stderr",
         "calibration_scale", "calibration_source", "chance", "n_pairs", "negatives",
         "repeats", "seed", "pool_size", "n_encoded_passages", <metric key>: value ...,
-        "seconds_total"}: the row format ``correlate`` and the study read (metric keys from
-        ``densescale.evaluate.metrics``: ndcg@10, mrr@10, recall@100, recall@1000, map).
+        ["bm25_<metric key>": value ...,] "seconds_total"}: the row format ``correlate`` and
+        the study read (metric keys from ``densescale.evaluate.metrics``: ndcg@10, mrr@10,
+        recall@100, recall@1000, map).
     """
     t0 = time.perf_counter()
     cfg = EvalConfig.resolve(config, **overrides)
@@ -148,7 +152,13 @@ def evaluate_model(
         "n_encoded_passages": ce.n_encoded_passages + n_ranking_encoded + n_fit_encoded,
         "seconds_ce": ce.seconds,
     })
-    if cfg.ranking:
+    if bm25:
+        from densescale.evaluate.bm25 import bm25_metrics, prefixed
+
+        t2 = time.perf_counter()
+        row.update(prefixed(bm25_metrics(ds, split, cfg, progress=progress)))
+        row["seconds_bm25"] = time.perf_counter() - t2
+    if cfg.ranking or bm25:
         row.update({"k": cfg.k, "ranking_pool_size": cfg.ranking_pool_size,
                     "ranking_max_queries": cfg.ranking_max_queries,
                     "exclude_self": cfg.exclude_self})
