@@ -197,8 +197,9 @@ class _Keeper:
         if cfg.eval_split is None:
             return
         if self.dist.main:
-            ce, se = evaluate(self.model, self.ds, cfg, step)
-            state.history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se})
+            ce, se, raw = evaluate(self.model, self.ds, cfg, step)
+            state.history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se,
+                                  "eval_raw": raw})
             if state.best is None or ce < state.best:
                 state.best, state.best_step = ce, step
                 self.model.save(self.out / "best", extra={

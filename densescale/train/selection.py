@@ -33,37 +33,19 @@ def chance(cfg: TrainConfig) -> float:
     return math.log(cfg.selection.negatives + 1)
 
 
-class ScaledQueries:
-    """An encoder whose query embeddings are multiplied by ``scale``, so that inner products
-    are the model's own scores (scale x cosine for a cosine model)."""
-
-    def __init__(self, model: Any, scale: float):
-        self.model, self.scale = model, scale
-        self.query_max_len = model.query_max_len
-        self.passage_max_len = model.passage_max_len
-
-    def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
-        emb = self.model.encode(texts, kind, batch_size)
-        return emb * self.scale if kind == "query" else emb
-
-
-def evaluate(model: BiEncoder, ds: Any, cfg: TrainConfig, step: int) -> tuple[float, float]:
-    """Contrastive entropy (mean, stderr) of ``cfg.eval_split`` under the model's own score;
-    the RNG state is left untouched.
+def evaluate(model: BiEncoder, ds: Any, cfg: TrainConfig,
+             step: int) -> tuple[float, float, float]:
+    """Contrastive entropy of ``cfg.eval_split`` under the model's own score: (value, stderr,
+    raw value); the RNG state is left untouched.
 
     Raises:
         TrainingDiverged: the value is NaN or infinite.
     """
     from densescale.evaluate import contrastive_entropy
 
-    sel = cfg.selection
-    scale = getattr(model, "score_scale", None)
-    scorer = model if scale is None else ScaledQueries(model, scale)
     with torch.random.fork_rng(devices=[]):
-        res = contrastive_entropy(scorer, ds, cfg.eval_split, negatives=sel.negatives,
-                                  repeats=sel.repeats, seed=sel.seed, pool_size=sel.pool_size,
-                                  max_pairs=sel.max_pairs, batch_size=sel.batch_size)
-    ce, se = float(res.mean), float(res.stderr)
+        res = contrastive_entropy(model, ds, cfg.eval_split, cfg.selection, calibrate="declared")
+    ce, se, raw = float(res.own_score), float(res.own_score_stderr), float(res.mean)
     if not math.isfinite(ce):
         raise TrainingDiverged(f"contrastive entropy on {cfg.eval_split!r} is {ce}", step)
-    return ce, se
+    return ce, se, raw
