@@ -24,6 +24,7 @@ from densescale.budget.cost import FORMULAS, CostAssumptions, CostModel
 from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import BERT_TINY_PARAMS, cheapest_for_target, optimise_budget
 from densescale.errors import ConfigError
+from densescale.utils import prepare_output_dir
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
@@ -102,6 +103,8 @@ def budget(
     """Cost model Z(N,D) and the budget-optimal model size / annotation count (paper Section 6).
 
     ``assumptions`` arrives from the flags generated for every CostAssumptions field."""
+    if plot is not None:
+        prepare_output_dir(plot)                      # fail early, naming the folder
     cost = CostModel.from_assumptions(assumptions)
     budget_list = parse_budgets(budgets or [])
     targets = targets or []

@@ -18,6 +18,7 @@ import typer
 
 from densescale.laws.api import LAWS, fit_law, json_safe
 from densescale.study.results import DEFAULT_METRIC, read_results
+from densescale.utils import prepare_output_dir
 
 
 def run_fit(results: str, law: str = "model", *, metric: str = DEFAULT_METRIC,
@@ -113,6 +114,8 @@ def fit_command(
 ) -> None:
     """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs, held-out and leave-one-out
     errors; points that did not learn are left out (and named) unless --include-not-learned."""
+    if plot is not None:
+        prepare_output_dir(plot)                      # fail early, naming the folder
     frame = read_results(results, metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")               # printed below from the document

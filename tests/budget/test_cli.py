@@ -126,3 +126,12 @@ def test_laws_outside_their_physical_range_exit_1(flags, message, capsys):
         assert exc.value.code == 1
         err = capsys.readouterr()
         assert err.out == "" and err.err.startswith("error:") and message in err.err
+
+
+def test_plot_folder_under_a_file_is_refused_before_any_work(tmp_path, capsys):
+    from densescale.cli import main
+
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main(["budget", "--preset", "v2", "--budget", "1M", "--plot", str(tmp_path / "f" / "p")])
+    assert exc.value.code == 1 and "is a file" in capsys.readouterr().err

@@ -182,3 +182,13 @@ def test_cli_heldout_column_and_file(tmp_path):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["holdout"]["n_heldout"] == 2 and doc["fit"]["n_points"] == 28
+
+
+def test_cli_plot_folder_under_a_file_exits_1(tmp_path, capsys):
+    from densescale.cli import main
+
+    csv = _write(tmp_path, _joint_frame())
+    (tmp_path / "f").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--results", csv, "--plot", str(tmp_path / "f" / "figs")])
+    assert exc.value.code == 1 and "is a file" in capsys.readouterr().err
