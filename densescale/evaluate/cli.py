@@ -10,11 +10,13 @@ left out keeps EvalConfig's default.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,14 +111,28 @@ def _run_params() -> list[inspect.Parameter]:
         _opt("run_out", Path | None, None, "--run-out", help="Write the TREC run here."),
         _opt("out", Path | None, None, "--out", help="Also append the result row (JSONL)."),
         _opt("as_json", bool, False, "--json", help="Print one JSON document (NaN as null)."),
-        _opt("quiet", bool, False, "--quiet", help="No progress bars."),
+        _opt("quiet", bool, False, "--quiet", help="No progress on stderr (default: bars on a "
+             "terminal, a line every 10 s otherwise)."),
     ]
+
+
+@contextlib.contextmanager
+def _third_party_bars(enabled: bool) -> Iterator[None]:
+    """Silence the transformers progress bars (model loading) inside, unless ``enabled``."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
 
 
 def eval_cmd(**kw: Any) -> None:
     """Contrastive entropy (mean ± stderr over repeats) and ranking metrics of one model."""
-    import sys
-
     from densescale.data import open_dataset
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.encoders import load_scorer
@@ -127,12 +143,13 @@ def eval_cmd(**kw: Any) -> None:
     if run["run_out"] is not None and not cfg.ranking:
         raise ConfigError("--run-out needs ranking (drop --no-ranking)")
     ds = open_dataset(run["data"])
-    scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
-                         run["device"])
-    row = evaluate_model(scorer, ds, run["split"], cfg, bm25=run["bm25"],
-                         calibrate=run["calibrate"],
-                         normalized=run["normalized"] or None, run_path=run["run_out"],
-                         device=run["device"], progress=sys.stderr.isatty())
+    with _third_party_bars(not run["quiet"]):
+        scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
+                             run["device"])
+        row = evaluate_model(scorer, ds, run["split"], cfg, bm25=run["bm25"],
+                             calibrate=run["calibrate"], normalized=run["normalized"] or None,
+                             run_path=run["run_out"], device=run["device"],
+                             progress=not run["quiet"])
     row["model"] = str(run["model"])
     row["eval_config"] = cfg.to_dict()
     if run["out"] is not None:

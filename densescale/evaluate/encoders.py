@@ -26,6 +26,35 @@ from tqdm.auto import tqdm
 from densescale.errors import ConfigError
 
 
+class _LineWriter:
+    """stderr for tqdm when it is not a terminal: each refresh becomes one line of a log."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.last = stream, ""
+
+    def write(self, s: str) -> None:
+        s = s.replace("\r", "").strip()
+        if s and s != self.last:  # tqdm repeats the final state on close
+            self.stream.write(s + "\n")
+            self.last = s
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress_bar(iterable: Any, desc: str, enabled: bool, **kw: Any) -> Any:
+    """tqdm on stderr when ``enabled``: a live bar on a terminal, otherwise a line every 10 s
+    (so a long run is not silent in a log)."""
+    import sys
+
+    if not enabled:
+        return iterable
+    if sys.stderr.isatty():
+        return tqdm(iterable, desc=desc, **kw)
+    return tqdm(iterable, desc=desc, file=_LineWriter(sys.stderr), mininterval=10, ascii=True,
+                **kw)
+
+
 class Encoder(Protocol):
     """What evaluation needs from a model."""
 
@@ -168,8 +197,8 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], kind: str, batch_size: 
                        kind="stable")
     chunk = max(batch_size * 16, 1)
     parts = []
-    for start in tqdm(range(0, n, chunk), desc=desc or f"encode {kind}", disable=not progress,
-                      unit="chunk"):
+    for start in progress_bar(range(0, n, chunk), desc or f"encode {kind}", progress,
+                              unit="chunk"):
         idx = order[start:start + chunk]
         with torch.no_grad():
             parts.append(encoder.encode([texts[i] for i in idx], kind=kind,

@@ -72,6 +72,9 @@ def test_cli_eval_json(tmp_path):
     assert row["eval_config"]["negatives"] == 16 and row["eval_config"]["k"] == 20
     assert len((tmp_path / "run.trec").read_text().splitlines()) == 6 * 20
     assert json.loads((tmp_path / "rows.jsonl").read_text())["n_pairs"] == row["n_pairs"]
+    assert "encode passages" in res.stderr  # progress by default, as lines when not a terminal
     res = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--data", str(data),
-                                   "--negatives", "16", "--repeats", "1", "--no-ranking"])
+                                   "--negatives", "16", "--repeats", "1", "--no-ranking",
+                                   "--quiet"])
     assert res.exit_code == 0 and "contrastive entropy" in res.stdout
+    assert "encode" not in res.stderr and "Loading weights" not in res.stderr
