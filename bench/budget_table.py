@@ -5,8 +5,8 @@
 Budgets $10k/$20k/$50k/$150k without inference cost (paper Fig. 7) and $1M/$10M/$100M with it
 (Fig. 8), for the v1 (arXiv v1 Eq. 10-11) and v2 (third-party notes) MS MARCO constants, with the
 default (paper) cost assumptions. Each optimum is cross-checked against a brute-force search on
-a 200,000-point log grid over N (D from the budget), and compared with PAPER.md §8's [DERIVED]
-illustration.
+a 200,000-point log grid over N (D from the budget), and compared with a hand calculation
+from the paper's Section 6 cost model.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from densescale.utils import atomic_write_text
 OUT = Path(__file__).resolve().parent / "results" / "budget.md"
 RUNS = [(1e4, False), (2e4, False), (5e4, False), (1.5e5, False), (1e6, True), (1e7, True),
         (1e8, True)]
-# PAPER.md §8 [DERIVED] illustration (N*, D*), same cost constants
+# hand calculation from the paper's Section 6 cost model (N*, D*), same cost constants
 PAPER_DERIVED = {
     "v1": {1e4: (8.6e9, 1.6e4), 2e4: (2.3e10, 3.2e4), 5e4: (8.2e10, 7.9e4), 1e6: (2.1e6, 1.7e5),
            1e7: (2.2e7, 8.7e5), 1e8: (2.3e8, 4.6e6)},
@@ -57,7 +57,7 @@ def main() -> None:
         "(dex = orders of magnitude beyond the largest fitted value).",
         "",
         "| constants | budget | inference | N* | D* | L* | model $ | data $ | outside fit "
-        "| brute-force N / L rel. diff | PAPER.md §8 [DERIVED] N*, D* | optimiser time |",
+        "| brute-force N / L rel. diff | hand-derived N*, D* (Section 6) | optimiser time |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     dex_no_inf: list[float] = []
@@ -87,8 +87,8 @@ def main() -> None:
         "",
         "Notes:",
         "- v1 constants are arXiv v1 Eq. 10-11; they do not reproduce v1's own model-size law at "
-        "full data (PAPER.md §4), so N may be in other units there. v2 constants come from "
-        "third-party notes (unverified).",
+        "full data (arXiv v1 Sections 4.1, 6), so N may be in other units there. v2 constants "
+        "come from third-party notes (unverified).",
         f"- Without inference cost, $150k gives N* of {n150['v1']:.2g} (v1) / {n150['v2']:.2g} "
         "(v2) parameters, over 10B as the authors report (optimum can exceed 13B).",
         "- With inference cost (encoding 30e12 pages once), N* drops to the million scale at "

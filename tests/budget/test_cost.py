@@ -1,4 +1,4 @@
-"""Cost coefficients derived from assumptions reproduce the paper's Eq. 13-15 (PAPER.md §8)."""
+"""Cost coefficients derived from assumptions reproduce the paper's Eq. 13-15 (Section 6)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_defaults_reproduce_paper_coefficients_to_three_significant_digits():
     assert cm.z_infer == pytest.approx(0.43, rel=5e-3)
     assert cm.z_data == 0.6
     assert cm.z_query == 0.0
-    # the exact arithmetic of PAPER.md §8
+    # the exact arithmetic of the paper's Section 6
     assert cm.z_train == pytest.approx(10000 * 150 * 256 * 6 * 3.93 / (312e12 * 3600 * 0.25))
     assert cm.z_infer == pytest.approx(30e12 * 512 * 2 * 3.93 / (312e12 * 3600 * 0.25))
 

@@ -1,4 +1,4 @@
-"""Synthetic points from the paper's published laws (PAPER.md sections 2-4)."""
+"""Synthetic points from the paper's published laws (Fang et al., SIGIR 2024, Sections 4-6)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def test_bert_ladder_matches_paper_counts():
     assert len(BERT_N) == 24
     assert set(NAMED_N) <= set(BERT_N)
     listed_m = [0.91, 1.31, 1.70, 1.84, 2.10, 2.49, 5.00, 6.58, 6.96, 8.16, 9.74, 15.36, 19.57,
-                29.53, 32.18, 38.49, 43.71, 57.88, 72.06]          # PAPER.md section 2, in M
+                29.53, 32.18, 38.49, 43.71, 57.88, 72.06]          # paper Section 3.2 sizes, in M
     others = sorted(set(BERT_N) - set(NAMED_N))
     np.testing.assert_allclose(np.array(others) / 1e6, listed_m, atol=0.006)
 
