@@ -92,9 +92,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     bar = tqdm(total=cfg.steps, initial=start, disable=not (dist.main and progress),
                file=sys.stderr, dynamic_ncols=True,
                desc=f"train {model.rung.name if model.rung else ''}")
-    loss_sum, loss_n = torch.zeros((), device=dist.device), 0
-    first_bad = torch.zeros((), dtype=torch.long, device=dist.device)  # first non-finite step
-    seg_pairs, t_seg = 0, time.perf_counter()  # pairs and start of the current timed segment
+    meter = _Meter(state, dist.device, cfg.batch_size)
     for step in range(start + 1, stop_at + 1):
         loss = step_loss(step - 1)
         loss.backward()
@@ -103,34 +101,22 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        loss_sum += loss.detach()
-        first_bad = torch.where((first_bad == 0) & ~torch.isfinite(loss.detach()), step, first_bad)
-        loss_n, seg_pairs, state.step = loss_n + 1, seg_pairs + cfg.batch_size, step
-        is_eval = (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
-        is_ck = (ck_every and step % ck_every == 0) or step == stop_at
-        if step % cfg.progress_every == 0 or step == stop_at or is_eval or is_ck:
-            _check_finite(first_bad)
+        meter.add(step, loss)
         if step % cfg.progress_every == 0 or step == stop_at:
-            lv = float(loss_sum) / loss_n
-            state.history.append({"step": step, "loss": lv, "eval": None,
-                                  "lr": sched.get_last_lr()[0]})
-            busy = state.train_time_s + time.perf_counter() - t_seg
-            rate = (state.pairs_seen + seg_pairs) / max(busy, 1e-9)
+            lv, rate = meter.record(step, sched.get_last_lr()[0])
             bar.set_postfix(loss=f"{lv:.4f}", pairs_s=f"{rate:.0f}")
             bar.update(step - bar.n)
-            loss_sum.zero_()
-            loss_n = 0
+        is_eval = (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps
+        is_ck = (ck_every and step % ck_every == 0) or step == stop_at
         if is_eval or is_ck:
-            state.train_time_s += time.perf_counter() - t_seg
-            state.pairs_seen, seg_pairs = state.pairs_seen + seg_pairs, 0
+            meter.pause()  # evaluation and saving are not training time
             if is_eval:
                 keep.evaluate(step)
             if is_ck and dist.main and step < cfg.steps:
                 save_checkpoint(out, model, opt, sched, state)
-            t_seg = time.perf_counter()
+            meter.resume()
     bar.close()
-    state.train_time_s += time.perf_counter() - t_seg
-    state.pairs_seen += seg_pairs
+    meter.pause()
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
     log(summary.headline())
@@ -211,11 +197,47 @@ class _Keeper:
         self.dist.barrier()
 
 
-def _check_finite(first_bad: torch.Tensor) -> None:
-    """Raise TrainingDiverged naming the first step whose loss was NaN or infinite."""
-    if bad := int(first_bad):
-        raise TrainingDiverged("training loss is not finite (NaN or inf): lower lr, "
-                               "temperature or scale", bad)
+class _Meter:
+    """Mean loss between history entries, the first non-finite step, and the timed segments
+    (training only) that give pairs/s. Per step it only adds tensors: no device sync."""
+
+    def __init__(self, state: TrainState, device: torch.device, batch_size: int):
+        self.state, self.batch_size = state, batch_size
+        self.loss_sum, self.n = torch.zeros((), device=device), 0
+        self.first_bad = torch.zeros((), dtype=torch.long, device=device)
+        self.pairs, self.t0 = 0, time.perf_counter()  # of the current timed segment
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        loss = loss.detach()
+        self.loss_sum += loss
+        self.first_bad = torch.where((self.first_bad == 0) & ~torch.isfinite(loss), step,
+                                     self.first_bad)
+        self.n, self.pairs, self.state.step = self.n + 1, self.pairs + self.batch_size, step
+
+    def check(self) -> None:
+        """Raise TrainingDiverged naming the first step whose loss was NaN or infinite."""
+        if bad := int(self.first_bad):
+            raise TrainingDiverged("training loss is not finite (NaN or inf): lower lr, "
+                                   "temperature or scale", bad)
+
+    def record(self, step: int, lr: float) -> tuple[float, float]:
+        """Append the mean loss since the last entry to the history; (loss, pairs/s)."""
+        self.check()
+        lv = float(self.loss_sum) / self.n
+        self.state.history.append({"step": step, "loss": lv, "eval": None, "lr": lr})
+        self.loss_sum.zero_()
+        self.n = 0
+        busy = self.state.train_time_s + time.perf_counter() - self.t0
+        return lv, (self.state.pairs_seen + self.pairs) / max(busy, 1e-9)
+
+    def pause(self) -> None:
+        self.check()
+        self.state.train_time_s += time.perf_counter() - self.t0
+        self.state.pairs_seen += self.pairs
+        self.pairs = 0
+
+    def resume(self) -> None:
+        self.t0 = time.perf_counter()
 
 
 def _summary(cfg: TrainConfig, model: BiEncoder, state: TrainState, d: int, n_info: dict,
