@@ -34,9 +34,10 @@ def _echo_json(obj) -> None:
 
 def _resolve(path: str, data_dir: Path | None) -> tuple[Path, str]:
     from densescale.data.dataset import data_dir as default_dir
-    from densescale.data.registry import resolve
+    from densescale.data.registry import resolve_spec
 
-    return resolve(path, default_dir(data_dir))
+    r = resolve_spec(path, default_dir(data_dir))
+    return r.path, r.name
 
 
 @app.command("validate")

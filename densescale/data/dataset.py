@@ -1,6 +1,7 @@
 """Dataset API (the contract every stage codes against).
 
     ds = open_dataset("squad_v11")            # a path, or a name under $DENSESCALE_DATA_DIR
+    ds = open_dataset("irds:beir/scifact/test")  # also hf:<folder|hub id>, beir/scifact/test
     ds.corpus[0]                               # Doc(id, title, text) by row
     ds.corpus.rows_of(["dev-000-000"])         # np.ndarray[int64] rows, DataError on unknown id
     ds.corpus.texts(rows)                      # list[str] "title text" as encoders see it
@@ -32,9 +33,12 @@ class Dataset:
     """A retrieval collection: corpus, queries and qrels per split."""
 
     def __init__(self, path: str | os.PathLike, name: str | None = None,
-                 progress: bool | None = None):
+                 progress: bool | None = None, default_split: str | None = None,
+                 source: str | None = None):
         self.path = Path(path)
         self.name = name or self.path.name
+        self.default_split = default_split  # the split a spec named (beir/scifact/test), or None
+        self.source = source or str(path)   # the spec as given (irds:..., hf:..., a path)
         self.layout: Layout = detect_layout(self.path)
         index = ensure_index(self.layout, progress=progress)
         self.corpus = Corpus.open(index)
@@ -146,16 +150,20 @@ def data_dir(override: str | os.PathLike | None = None) -> Path | None:
 def open_dataset(path_or_name: str | os.PathLike,
                  data_dir_override: str | os.PathLike | None = None,
                  download: bool = True, progress: bool | None = None) -> Dataset:
-    """Open a dataset by local path or by name under --data-dir / $DENSESCALE_DATA_DIR.
+    """Open a dataset by local path, by name under --data-dir / $DENSESCALE_DATA_DIR, or by a
+    source spec: ``irds:<ir_datasets id>``, ``hf:<folder or hub id>``, ``beir/<name>[/<split>]``
+    (:mod:`densescale.data.sources`).
 
     Known public collections (``densescale.data.registry.KNOWN``: scifact, nfcorpus, fiqa,
-    squad_v11, msmarco-passage) missing from the data folder are downloaded into it on first use
-    when ``download`` is true and the network is reachable.
+    arguana, squad_v11, msmarco-passage) missing from the data folder are downloaded into it on
+    first use when ``download`` is true and the network is reachable.
 
     Raises:
         DataError: not found (the message says where to put the files) or malformed input.
     """
-    from densescale.data.registry import resolve
+    from densescale.data.registry import resolve_spec
 
-    path, name = resolve(path_or_name, data_dir(data_dir_override), download=download)
-    return Dataset(path, name=name, progress=progress)
+    r = resolve_spec(path_or_name, data_dir(data_dir_override), download=download,
+                     progress=progress)
+    return Dataset(r.path, name=r.name, progress=progress, default_split=r.split,
+                   source=r.source or str(path_or_name))

@@ -1,6 +1,7 @@
 """Dataset names -> local folders; known public collections are fetched on first use.
 
-A name resolves, in order, to: an existing local path; ``<data dir>/<name>`` (``--data-dir`` or
+A name resolves, in order, to: an existing local path; an ``irds:``, ``hf:`` or ``beir/`` spec
+(:mod:`densescale.data.sources`); ``<data dir>/<name>`` (``--data-dir`` or
 $DENSESCALE_DATA_DIR); a known public collection (:data:`KNOWN`) downloaded into the data dir
 (or ``cache_dir()/datasets`` when none is set). Registration is a dict literal: cheap at import.
 """
@@ -11,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from densescale.data.sources import HF, IRDS, Resolved, resolve_alias, split_spec
 from densescale.errors import DataError
 from densescale.utils import cache_dir
 
@@ -46,9 +48,33 @@ def squad_url() -> str:
     return os.environ.get("DENSESCALE_SQUAD_URL", SQUAD_URL).rstrip("/")
 
 
+def resolve_spec(path_or_name: str | os.PathLike, base: Path | None, download: bool = True,
+                 progress: bool | None = None) -> Resolved:
+    """Folder, name and named split of a dataset given as a path, a name or a source spec.
+
+    Raises:
+        DataError: as :func:`resolve`; a spec's source is missing or malformed.
+    """
+    if Path(path_or_name).is_dir():
+        return Resolved(*resolve(path_or_name, base, download))
+    parsed = split_spec(str(path_or_name))
+    if parsed is None:
+        return Resolved(*resolve(path_or_name, base, download))
+    kind, rest = parsed
+    if kind == IRDS:
+        from densescale.data import irds
+
+        return irds.resolve(rest, base, download=download, progress=progress)
+    if kind == HF:
+        from densescale.data import hf
+
+        return hf.resolve(rest, base, download=download)
+    return resolve_alias(rest, lambda name: resolve(name, base, download))
+
+
 def resolve(path_or_name: str | os.PathLike, base: Path | None,
             download: bool = True) -> tuple[Path, str]:
-    """(folder, name) of a dataset given as a path or a name.
+    """(folder, name) of a dataset given as a path or a plain name (see :func:`resolve_spec`).
 
     Raises:
         DataError: unknown name, or a known one that is neither present nor downloadable; the
@@ -69,7 +95,8 @@ def resolve(path_or_name: str | os.PathLike, base: Path | None,
         raise DataError(f"dataset {name!r} not found as a path or as {where}; put it there in "
                         f"BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or MS MARCO "
                         f"layout (collection.tsv, queries.<split>.tsv, qrels.<split>.tsv). "
-                        f"Known downloadable names: {', '.join(sorted(KNOWN))}")
+                        f"Known downloadable names: {', '.join(sorted(KNOWN))}; other sources: "
+                        f"irds:<ir_datasets id>, hf:<folder or hub id>, beir/<name>[/<split>]")
     if not download:
         raise DataError(f"known dataset {name!r} is not present at {target_root / name} and "
                         f"downloading is disabled; put its files there")
