@@ -124,17 +124,19 @@ def main() -> None:
     from densescale.data import open_dataset
     from densescale.evaluate import SentenceTransformerEncoder, contrastive_entropy
     from densescale.evaluate.combined import evaluate_model
+    from densescale.evaluate.config import EvalConfig
     from densescale.evaluate.contrastive_entropy import contrastive_entropy_from_sample
     from densescale.evaluate.negatives import sample_negatives
     from densescale.evaluate.ranking import ranking_metrics
     from densescale.utils import hardware_info
 
+    paper = EvalConfig()  # the paper's W=256, R=10, seed 1 (densescale.evaluate.config)
     out: dict = {"hardware": hardware_info(), "load_avg_start": os.getloadavg()}
     tmp = Path(tempfile.mkdtemp(prefix="densescale-bench-"))
     os.environ["DENSESCALE_CACHE_DIR"] = str(tmp / "cache")  # cold negative-sample cache
     ds = open_dataset(args.data)
     if args.kernels_only:
-        sample = sample_negatives(ds, "test", negatives=256, repeats=10, seed=1)
+        sample = sample_negatives(ds, "test", paper)
         print(json.dumps({"hardware": out["hardware"], **kernels(ds, sample, args.k),
                           "load_avg_end": os.getloadavg()}, indent=2))
         return
@@ -146,17 +148,17 @@ def main() -> None:
 
     # 1. densescale CE, cold then warm sample cache.
     t = time.perf_counter()
-    sample = sample_negatives(ds, "test", negatives=256, repeats=10, seed=1)
+    sample = sample_negatives(ds, "test", paper)
     out["ce_sample_draw_s"] = time.perf_counter() - t
     from densescale.evaluate import negatives as negmod
 
     negmod._MEMORY.clear()  # force the disk path for the cold-with-cache-file timing below
     t = time.perf_counter()
-    ce_cold = contrastive_entropy(enc, ds, "test", negatives=256, repeats=10, seed=1)
+    ce_cold = contrastive_entropy(enc, ds, "test", paper)
     out["ce_s_sample_cached_on_disk"] = time.perf_counter() - t
     out["ce_s_cold_total"] = out["ce_sample_draw_s"] + out["ce_s_sample_cached_on_disk"]
     with Timer() as tm:
-        ce_warm = contrastive_entropy(enc, ds, "test", negatives=256, repeats=10, seed=1)
+        ce_warm = contrastive_entropy(enc, ds, "test", paper)
     out["ce_s_warm"], out["ce_cpu_s_warm"] = tm.wall, tm.cpu
     out["ce"] = {"mean": ce_warm.mean, "stderr": ce_warm.stderr,
                  "pair_stderr": ce_warm.pair_stderr,
@@ -165,7 +167,7 @@ def main() -> None:
     log(f"CE {ce_warm.mean:.4f} ± {ce_warm.stderr:.4f}; cold {out['ce_s_cold_total']:.1f}s, "
         f"warm {out['ce_s_warm']:.1f}s")
     t = time.perf_counter()
-    ce_half = contrastive_entropy(enc, ds, "test", negatives=256, repeats=10, seed=1,
+    ce_half = contrastive_entropy(enc, ds, "test", paper,
                                   max_pairs=1000)
     out["ce_s_max_pairs_1000"] = time.perf_counter() - t
     out["ce_max_pairs_1000"] = ce_half.mean
@@ -190,7 +192,7 @@ def main() -> None:
     # 3. ranking: densescale vs sentence-transformers InformationRetrievalEvaluator.
     k = args.k
     with Timer() as tm:
-        rm = ranking_metrics(enc, ds, "test", k=k,
+        rm = ranking_metrics(enc, ds, "test", paper, k=k,
                              metrics=("nDCG@10", "RR@10", "R@100", f"R@{k}", "AP"))
     out["ranking_densescale_s"], out["ranking_densescale_cpu_s"] = tm.wall, tm.cpu
     out["ranking_densescale"] = rm
@@ -221,7 +223,7 @@ def main() -> None:
 
     # 4. combined CE + ranking (corpus encoded once).
     with Timer() as tm:
-        row = evaluate_model(enc, ds, "test", k=k)
+        row = evaluate_model(enc, ds, "test", paper, k=k)
     out["evaluate_model_s"], out["evaluate_model_cpu_s"] = tm.wall, tm.cpu
     out["evaluate_model_ce"] = row["contrastive_entropy"]
     out.update(kernels(ds, sample, k))

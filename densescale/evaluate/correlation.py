@@ -31,7 +31,10 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         raise DataError("results file not found", p)
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError("not a UTF-8 CSV or JSONL file of result rows", p) from None
     if p.suffix.lower() == ".csv":
         rows = list(csv.DictReader(text.splitlines()))
     else:

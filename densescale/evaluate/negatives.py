@@ -167,7 +167,8 @@ def sample_negatives(
     path = cache_dir() / "negatives" / f"{dataset.name}-{split}-{key}.npz"
     sample = _load(path, key) if use_cache else None
     if sample is None:
-        sample = _draw(dataset, pairs, key, negatives, repeats, seed, pool_size, max_pairs)
+        sample = _draw(dataset, split, pairs, key, negatives, repeats, seed, pool_size,
+                       max_pairs)
         if use_cache:
             _save(path, sample)
     _MEMORY[key] = sample
@@ -176,9 +177,20 @@ def sample_negatives(
     return sample
 
 
-def _draw(dataset, pairs, key, w, r, seed, pool_size, max_pairs) -> NegativeSample:
+def positive_rows(dataset: Dataset, split: str, doc_ids: list[str]) -> np.ndarray:
+    """Corpus rows of judged documents; an unknown id raises DataError naming the qrels
+    file:line when the split has a qrels file (``Dataset.check_ids``)."""
+    try:
+        return dataset.corpus.rows_of(doc_ids)
+    except DataError:
+        if split in dataset.splits() and hasattr(dataset, "check_ids"):
+            dataset.check_ids(split, positives_only=True)  # raises with file:line
+        raise
+
+
+def _draw(dataset, split, pairs, key, w, r, seed, pool_size, max_pairs) -> NegativeSample:
     corpus = dataset.corpus
-    pos_all = corpus.rows_of([d for _, d in pairs])  # [P_all]
+    pos_all = positive_rows(dataset, split, [d for _, d in pairs])  # [P_all]
     # Independent streams, so e.g. max_pairs does not change the pool.
     rng_pairs, rng_pool, rng_neg = (np.random.default_rng([seed, i]) for i in range(3))
     keep = np.arange(len(pairs))

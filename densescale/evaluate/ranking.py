@@ -83,9 +83,11 @@ def ranking_pool(dataset: Any, split: str, pool_size: int | None, seed: int = 1,
     n = len(dataset.corpus)
     if pool_size is None or pool_size >= n:
         return np.arange(n, dtype=np.int64)
+    from densescale.evaluate.negatives import positive_rows
+
     qrels = dataset.qrels(split) if qrels is None else qrels
-    pos = np.unique(dataset.corpus.rows_of([d for docs in qrels.values()
-                                            for d, s in docs.items() if s > 0]))
+    pos = np.unique(positive_rows(dataset, split, [d for docs in qrels.values()
+                                                   for d, s in docs.items() if s > 0]))
     if pool_size < len(pos):
         raise ConfigError(f"ranking pool_size={pool_size} is smaller than the {len(pos)} "
                           f"positives of split {split!r}")

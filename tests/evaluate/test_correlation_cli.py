@@ -78,3 +78,13 @@ def test_cli_eval_json(tmp_path):
                                    "--quiet"])
     assert res.exit_code == 0 and "contrastive entropy" in res.stdout
     assert "encode" not in res.stderr and "Loading weights" not in res.stderr
+
+
+def test_read_rows_rejects_a_binary_file(tmp_path):
+    from densescale.errors import DataError
+    from densescale.evaluate.correlation import read_rows
+
+    db = tmp_path / "results.db"
+    db.write_bytes(b"SQLite format 3\x00\xff\xfe\x00")
+    with pytest.raises(DataError, match="results.db"):
+        read_rows(db)

@@ -55,3 +55,15 @@ def test_pool_and_pair_subsample(ds):
     assert set(s.query_ids) <= set(full.query_ids)
     with pytest.raises(ConfigError):
         sample_negatives(ds, "test", negatives=10_000, repeats=1)
+
+
+def test_unknown_document_names_the_qrels_line(tmp_path):
+    from densescale.errors import DataError
+
+    root = make_dataset(tmp_path / "bad", n_docs=100, n_queries=5)
+    qrels = root / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q0\tnope\t1\n")
+    n_lines = len(qrels.read_text().splitlines())
+    with pytest.raises(DataError, match="nope") as e:
+        sample_negatives(open_dataset(root), "test", negatives=4, repeats=1)
+    assert f"test.tsv:{n_lines}" in str(e.value)
