@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,7 +14,7 @@ def report(
     out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for confidence intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    holdout: Optional[str] = typer.Option(None, help="'largest' or a file; default: the study's "
+    holdout: str | None = typer.Option(None, help="'largest' or a file; default: the study's "
                                           "held-out marks."),
     metric: str = typer.Option("contrastive_entropy", help="Metric column to fit."),
     method: str = typer.Option("lsq", help="lsq (the paper's least squares) or huber (Huber "

@@ -22,6 +22,8 @@ figcaption{font-size:.85em;color:#555;max-width:500px}
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;font-size:.85em}
 .warn{background:#fff4e0;border-left:4px solid #e90;padding:.4em .8em;margin:.5em 0}
 .note{color:#555;font-size:.9em}
+tr.excluded td{color:#999;background:#f4f4f4}
+tr.reference td{font-style:italic;background:#f3f7ee}
 """
 
 
@@ -42,11 +44,11 @@ class Section:
         self.parts.append(f"<pre>{html.escape(s)}</pre>")
         return self
 
-    def table(self, df: pd.DataFrame, float_format: str = "{:.4g}") -> Section:
-        self.parts.append(
-            df.to_html(index=False, border=0, na_rep="", float_format=float_format.format,
-                       escape=True)
-        )
+    def table(self, df: pd.DataFrame, float_format: str = "{:.4g}",
+              row_classes: list[str | None] | None = None) -> Section:
+        """A table; ``row_classes`` gives each row a CSS class ("excluded" greys it,
+        "reference" marks a reference line such as BM25)."""
+        self.parts.append(_table(df, float_format, row_classes))
         return self
 
     def figure(self, png: str | Path, caption: str) -> Section:
@@ -56,6 +58,26 @@ class Section:
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         )
         return self
+
+
+def _cell(v: object, float_format: str) -> str:
+    if v is None or (not isinstance(v, (list, tuple, dict)) and pd.isna(v)):
+        return ""
+    if isinstance(v, float):
+        return float_format.format(v)
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, float_format: str, row_classes: list[str | None] | None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for i, rec in enumerate(df.itertuples(index=False)):
+        cls = row_classes[i] if row_classes is not None else None
+        attr = f' class="{html.escape(cls)}"' if cls else ""
+        cells = "".join(f"<td>{_cell(v, float_format)}</td>" for v in rec)
+        rows.append(f"<tr{attr}>{cells}</tr>")
+    return (f'<table class="dataframe"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def render(title: str, sections: list[Section], subtitle: str = "") -> str:

@@ -149,6 +149,7 @@ def _available_pairs(cfg: TrainConfig) -> int:
 def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
     """Train, or resume, or (training already finished) return the saved summary."""
     from densescale.train import train as train_fn
+    from densescale.train.state import checkpoint_dir
 
     out = Path(cfg.out)
     summary_path = out / "summary.json"
@@ -157,9 +158,8 @@ def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
         saved = summary.get("config")
         if summary.get("finished", True) and saved and not cfg.diff(TrainConfig.make(**saved)):
             return summary  # killed after training, before the final evaluation
-    resume = (out / "checkpoint" / "state.json").exists()
-    result = train_fn(cfg, resume=resume, progress=progress)
-    summary = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    resume = checkpoint_dir(out) is not None
+    summary = train_fn(cfg, resume=resume, progress=progress).to_dict()
     if not summary.get("finished", True):
         raise RuntimeError(f"training stopped at step {summary.get('steps_done')} of "
                            f"{summary.get('steps')}")
@@ -172,17 +172,8 @@ def _evaluate(task: Task, model_dir: Path) -> dict[str, Any]:
     from densescale.evaluate import evaluate_model
     from densescale.models import load_encoder
 
-    encoder, ds = load_encoder(str(model_dir)), open_dataset(task.train.data)
-    import inspect  # TEMPORARY until evaluate_model(..., config) lands (EVAL helper)
-
-    if "config" not in inspect.signature(evaluate_model).parameters:
-        from densescale.data.views import QuerySubset
-
-        if task.eval.ranking_max_queries:
-            ds = QuerySubset(ds, task.split, task.eval.ranking_max_queries, task.eval.seed)
-        return evaluate_model(encoder, ds, task.split, **task.eval.model_dump(
-            exclude={"ranking_max_queries"}))
-    return evaluate_model(encoder, ds, task.split, task.eval, bm25=task.bm25)
+    return evaluate_model(load_encoder(str(model_dir)), open_dataset(task.train.data),
+                          task.split, task.eval, bm25=task.bm25)
 
 
 def check_finite(row: dict[str, Any], split: str) -> None:

@@ -82,7 +82,10 @@ def test_tiny_study_completes_on_cpu(reference):
     # validity columns: chance of the final evaluation, the split that chose the checkpoint
     assert set(df.dataset) == {"squad_v11"} and (df.selection_split == "selection").all()
     assert df.chance.tolist() == pytest.approx([math.log(17)] * 4)
-    assert (df.contrastive_entropy < df.chance).all() == df.learned.ne(False).all()
+    assert df.learned.notna().all() and df.step0_contrastive_entropy.notna().all()
+    assert (df.learned == ~df.invalid_reason.notna()).all()
+    # BM25 on the same queries and pool: one reference, the same on every row
+    assert df["bm25_ndcg@10"].notna().all() and df["bm25_ndcg@10"].nunique() == 1
     row = df.iloc[0]
     assert json.loads(row.train_config)["steps"] == 24 and row.eval_negatives == 16
     assert row.wall_time_s > 0 and row.pairs_per_s > 0 and row.densescale_version
@@ -188,11 +191,17 @@ def test_failed_point_is_retried_and_traceback_recorded(env, tmp_path):
 
 
 def test_diverged_point_ends_failed_and_a_rerun_retries_it(env, tmp_path):
-    """lr = inf drives the weights to NaN: the point is `failed` with the divergence named and
-    marked not learned, never `done` with an empty value; a rerun tries it again."""
+    """`lr: .inf` is refused when the spec loads, naming the key; a finite lr large enough to
+    overflow the weights diverges: the point is `failed` with the divergence named and marked
+    not learned, never `done` with an empty value, and a rerun tries it again."""
+    from densescale.errors import ConfigError
+
     data = yaml.safe_load((CONFIGS / "tiny.yaml").read_text())
-    spec_path = write_tiny(tmp_path, design={"points": [{"rung": "tiny-l1-h32", "d": 256}]},
-                           heldout=[], train={**data["train"], "lr": math.inf})
+    one = {"design": {"points": [{"rung": "tiny-l1-h32", "d": 256}]}, "heldout": []}
+    bad = write_tiny(tmp_path / "inf", **one, train={**data["train"], "lr": math.inf})
+    with pytest.raises(ConfigError, match=r"tiny.yaml: train.lr: .*finite"):
+        load_spec(bad)
+    spec_path = write_tiny(tmp_path, **one, train={**data["train"], "lr": 1e30})
     assert run_study(spec_path, max_retries=0)["counts"]["failed"] == 1
     db = tmp_path / "out" / "results.db"
     (row,) = Store(db).rows()
