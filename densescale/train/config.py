@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from densescale.data.selection import SELECTION
-from densescale.errors import ConfigError
+from densescale.errors import ConfigError, DataError
 from densescale.evaluate.config import EvalConfig
 from densescale.models.similarity import DEFAULT_COS_SCALE
 
@@ -217,13 +217,18 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> TrainConfig:
-        """Read a JSON or YAML file of fields."""
-        text = Path(path).read_text(encoding="utf-8")
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
+        """Read a JSON or YAML file of fields.
 
-            return cls.make(**(yaml.safe_load(text) or {}))
-        return cls.make(**json.loads(text))
+        Raises:
+            DataError: the file is missing, unreadable, not valid JSON/YAML, or not a mapping
+                (names the file, and the line where known).
+            ConfigError: a bad value (names the file and the key).
+        """
+        data = _read_mapping(Path(path))
+        try:
+            return cls.make(**data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     @property
     def resolved_lr(self) -> float:
@@ -238,3 +243,31 @@ class TrainConfig(BaseModel):
         """Fields that differ (self value, other value), ignoring runtime-only ones."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read config file: {getattr(e, 'strerror', None) or e}",
+                        path) from None
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else None
+            raise DataError(f"invalid YAML: {getattr(e, 'problem', None) or e}", path,
+                            line) from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON: {e.msg}", path, e.lineno) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DataError(f"expected a mapping of settings, got {type(data).__name__}", path)
+    return data

@@ -32,6 +32,7 @@ from densescale.train.state import (
     Checkpoint,
     TrainState,
     load_checkpoint,
+    output_lock,
     remove_checkpoint,
     save_checkpoint,
 )
@@ -55,13 +56,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
     Example:
         >>> train(TrainConfig(data="squad_v11", model="bert-tiny", steps=500, out="runs/tiny"))
     """
+    if not cfg.data:
+        raise ConfigError("data: give a dataset path or name (--data)")
+    dist = setup(cfg)
+    with output_lock(Path(cfg.out), take=dist.main):  # one writer per output folder
+        return _train(cfg, dist, resume, progress)
+
+
+def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainSummary:
     from tqdm import tqdm
 
     from densescale.data import open_dataset
 
-    if not cfg.data:
-        raise ConfigError("data: give a dataset path or name (--data)")
-    dist = setup(cfg)
     log = (lambda m: print(m, file=sys.stderr)) if (dist.main and progress) else (lambda m: None)
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

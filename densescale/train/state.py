@@ -12,6 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from densescale.utils import atomic_write_json
 
 CHECKPOINT = "checkpoint"
 OLD = ".checkpoint.old"
+LOCK = ".train.lock"
 
 
 @dataclass
@@ -114,3 +118,33 @@ def load_checkpoint(out: Path) -> Checkpoint:
 def remove_checkpoint(out: Path) -> None:
     for name in (CHECKPOINT, OLD):
         shutil.rmtree(Path(out) / name, ignore_errors=True)
+
+
+@contextmanager
+def output_lock(out: Path, take: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder ``out`` (``out/.train.lock``) for a training.
+
+    A second writer is refused with ConfigError naming the holder (pid and host); the kernel
+    releases the lock when its process dies, so a killed run never leaves a stale one.
+    ``take=False`` (DDP ranks other than 0) does nothing.
+    """
+    if not take:
+        yield
+        return
+    import fcntl
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise ConfigError(f"{out}: in use by another training ({holder}); give another "
+                              "--out or wait for it") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -119,3 +119,19 @@ def test_training_pairs_never_touch_the_selection_split(name, scifact_path, squa
     assert not {p.doc_id for p in data.pairs} & sel.held_out_docs
     test_queries = set(ds.qrels("test"))
     assert not sel.query_ids & test_queries
+
+
+@pytest.mark.parametrize(("name", "text", "match"), [
+    ("bad.json", '{"steps": 3,\n  "lr": }', r"bad\.json:2: invalid JSON"),
+    ("list.yaml", "- steps\n- 3\n", r"list\.yaml: expected a mapping"),
+    ("bad.yaml", "steps: [3\nlr: 1\n", r"bad\.yaml:\d+: invalid YAML"),
+    ("nan.yaml", "lr: .nan\n", r"nan\.yaml: lr: must be a finite number"),
+])
+def test_bad_config_files_name_the_file(tmp_path, name, text, match):
+    from densescale.errors import DenseScaleError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DenseScaleError, match=match):
+        TrainConfig.from_file(tmp_path / name)
+    with pytest.raises(DenseScaleError, match=r"missing\.json: cannot read"):
+        TrainConfig.from_file(tmp_path / "missing.json")

@@ -49,3 +49,16 @@ def test_crash_between_renames_keeps_the_previous_checkpoint(tmp_path, monkeypat
     save_checkpoint(tmp_path, model, opt, sched, TrainState(step=9))
     assert load_checkpoint(tmp_path).state.step == 9
     assert not (tmp_path / ".checkpoint.old").exists()
+
+
+def test_a_second_writer_of_one_output_folder_is_refused(tmp_path, toy_dataset):
+    from densescale.train import TrainConfig, train
+    from densescale.train.state import output_lock
+
+    out = tmp_path / "run"
+    with output_lock(out):  # another training holds the folder
+        with pytest.raises(ConfigError, match=rf"{out}: in use by another training \(pid "):
+            train(TrainConfig(data=str(toy_dataset), out=str(out), steps=1), progress=False)
+        assert not (out / "config.json").exists()  # nothing of the refused run was written
+    with output_lock(out):  # released when its holder ends
+        pass
