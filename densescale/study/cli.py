@@ -29,15 +29,21 @@ def _print_status(summary: dict, as_json: bool) -> None:
                         f"{summary['total']} done, {c['running']} running, {c['failed']} failed, "
                         f"{c['pending']} pending")
     for col in ("point", "N", "D", "annotation", "seed", "held out", "status", "tries", "CE",
-                "stderr", "time s"):
+                "stderr", "learned", "time s"):
         table.add_column(col)
     fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
     for p in summary["points"]:
         table.add_row(p["point_key"], fmt(p["n"], ","), fmt(p["d"], ","), p["annotation"],
                       str(p["seed"]), "yes" if p["heldout"] else "", p["status"],
                       str(p["attempts"]), fmt(p["contrastive_entropy"], ".4f"),
-                      fmt(p["contrastive_entropy_stderr"], ".4f"), fmt(p["wall_time_s"], ".1f"))
+                      fmt(p["contrastive_entropy_stderr"], ".4f"),
+                      {True: "yes", False: "NO"}.get(p.get("learned"), ""),
+                      fmt(p["wall_time_s"], ".1f"))
     console.print(table)
+    for p in summary["points"]:
+        if p.get("learned") is False and p["status"] == "done":
+            console.print(f"[yellow]{p['point_key']}[/yellow] did not learn: "
+                          f"{p.get('invalid_reason')}")
     for p in summary["points"]:
         if p["status"] == "failed" and p["error"]:
             console.print(f"[red]{p['point_key']}[/red]: {p['error']}")

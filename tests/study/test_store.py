@@ -162,6 +162,9 @@ def test_validity_columns_reach_status_and_exports(tmp_path):
                  chance=5.549, learned=True, selection_split="selection")
     st = study_status(p)
     assert [q["learned"] for q in st["points"][:2]] == [False, True]
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "status", str(p)],
+                         capture_output=True, text=True, check=True)
+    assert f"{points[0].key} did not learn: final 5.9 on test not below chance" in out.stdout
     export(p, csv=str(tmp_path / "r.csv"), parquet=str(tmp_path / "r.parquet"))
     for df in (pd.read_csv(tmp_path / "r.csv"), pd.read_parquet(tmp_path / "r.parquet")):
         for col in ("dataset", "learned", "invalid_reason", "step0_contrastive_entropy",
