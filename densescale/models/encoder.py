@@ -29,10 +29,8 @@ from densescale.models.ladder import (
     resolve_rung,
     rung_from_dict,
 )
+from densescale.models.similarity import DEFAULT_COS_SCALE, SIMILARITIES
 from densescale.models.tokenizer import corpus_tokenizer, load_tokenizer, transformer_folder
-
-SIMILARITIES = ("dot", "cos")
-DEFAULT_COS_SCALE = 20.0  # measured: scratch models learn with cos x 20 (see the train docs)
 
 
 class BiEncoder(nn.Module):

@@ -33,7 +33,7 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None)
     shutil.rmtree(tmp, ignore_errors=True)
     tdir = tmp / "0_Transformer"
     tdir.mkdir(parents=True)
-    model.encoder.save_pretrained(str(tdir), safe_serialization=True)
+    _save_quietly(model.encoder, tdir)
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(tdir))
     hidden = model.encoder.config.hidden_size
@@ -80,6 +80,19 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None)
         "meta": model.meta, **(extra or {})})
     _swap_into_place(tmp, path)
     return path
+
+
+def _save_quietly(encoder: Any, folder: Path) -> None:
+    """``save_pretrained`` without transformers' "Writing model shards" bar (a save is quick)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        encoder.save_pretrained(str(folder), safe_serialization=True)
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def read_info(path: Path) -> dict[str, Any]:

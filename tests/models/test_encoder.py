@@ -143,3 +143,9 @@ def test_no_projection_counts_and_round_trip(tmp_path):
     again = load_encoder(tmp_path / "m")
     assert again.proj is None
     assert torch.equal(again.encode(TEXTS, "doc"), enc.encode(TEXTS, "doc"))
+
+
+def test_save_prints_no_progress_bar(tiny, tmp_path, capfd):
+    tiny.save(tmp_path / "quiet")
+    captured = capfd.readouterr()
+    assert "Writing model shards" not in captured.err + captured.out
