@@ -151,8 +151,8 @@ def calibration_for(encoder: Any, dataset: Any, config: EvalConfig | None = None
                     passage_cache: PassageCache | None = None) -> Calibration:
     """Decide and, when needed, fit the calibration of ``encoder`` on ``dataset``.
 
-    When fitting without a ``passage_cache``, the passages of the selection sample and of
-    ``samples`` (the reported split's) are encoded once together and returned for reuse.
+    When fitting, the passages of the selection sample and of ``samples`` (the reported
+    split's) that ``passage_cache`` lacks are encoded once together and returned for reuse.
     """
     what, scale = plan(encoder, calibrate, normalized)
     if what is None:
@@ -162,11 +162,9 @@ def calibration_for(encoder: Any, dataset: Any, config: EvalConfig | None = None
     sel = selection_sample(dataset, config, strict=calibrate == "fit")
     if sel is None:
         return Calibration(None, None, passage_cache)
-    n_encoded = 0
-    if passage_cache is None:
-        bs = EvalConfig.resolve(config).batch_size
-        passage_cache = passage_cache_for(encoder, dataset, [*samples, sel], bs, progress)
-        n_encoded = len(passage_cache[0])
+    bs = EvalConfig.resolve(config).batch_size
+    passage_cache, n_encoded = passage_cache_for(encoder, dataset, [*samples, sel], bs, progress,
+                                                 passage_cache)
     scale, n_more = fit_selection_scale(encoder, dataset, config, device=device,
                                         progress=progress, passage_cache=passage_cache,
                                         sample=sel)

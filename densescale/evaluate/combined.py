@@ -126,10 +126,9 @@ def evaluate_model(
             cache = (rows[order], torch.cat(kept_emb)[torch.from_numpy(order)])
     cal = Calibration(declared, DECLARED) if what == DECLARED else Calibration(None, None)
     n_fit_encoded = 0
-    if sel is not None and cache is None:  # encode the passages of both samples once
-        cache = passage_cache_for(enc, ds, [sample, sel], cfg.batch_size, progress)
-        n_fit_encoded = len(cache[0])
-    if sel is not None:
+    if sel is not None:  # passages of both samples not kept from ranking, encoded once
+        cache, n_fit_encoded = passage_cache_for(enc, ds, [sample, sel], cfg.batch_size,
+                                                 progress, cache)
         scale, n_more = fit_selection_scale(enc, ds, cfg, device=device, progress=progress,
                                             passage_cache=cache, sample=sel)
         n_fit_encoded += n_more

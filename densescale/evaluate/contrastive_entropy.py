@@ -251,11 +251,22 @@ def encode_passages(encoder: Encoder, dataset: Any, needed: np.ndarray, batch_si
 
 
 def passage_cache_for(encoder: Encoder, dataset: Any, samples: Sequence[NegativeSample],
-                      batch_size: int, progress: bool = False) -> PassageCache:
+                      batch_size: int, progress: bool = False,
+                      passage_cache: PassageCache | None = None) -> tuple[PassageCache, int]:
     """Encode once every passage the samples need (e.g. the reported split and the selection
-    split): (sorted rows, embeddings) for ``passage_cache``."""
+    split) that ``passage_cache`` lacks. Returns ((sorted rows, embeddings) holding all of
+    them, passages encoded here)."""
     rows = np.unique(np.concatenate([s.needed_rows() for s in samples]))
-    return rows, encode_rows(encoder, dataset.corpus, rows, batch_size, progress)
+    if passage_cache is None:
+        return (rows, encode_rows(encoder, dataset.corpus, rows, batch_size, progress)), len(rows)
+    have_rows, have_emb = passage_cache
+    new = np.setdiff1d(rows, have_rows)
+    if len(new) == 0:
+        return passage_cache, 0
+    all_rows = np.concatenate([have_rows, new])
+    emb = torch.cat([have_emb, encode_rows(encoder, dataset.corpus, new, batch_size, progress)])
+    order = np.argsort(all_rows, kind="stable")
+    return (all_rows[order], emb[torch.from_numpy(order)]), len(new)
 
 
 def sample_logits(encoder: Encoder, dataset: Any, sample: NegativeSample,

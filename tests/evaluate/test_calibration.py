@@ -97,6 +97,18 @@ def test_evaluate_model_row_and_missing_selection(ds, tmp_path):
     assert row["contrastive_entropy_calibrated"] == pytest.approx(ce.calibrated, abs=1e-9)
     assert row["calibration_scale"] == pytest.approx(ce.calibration_scale, rel=1e-9)
     assert row["calibration_source"] == "fitted:selection"
+    # with a ranking pool, passages outside it are encoded once for both samples
+    enc = UnitHashBowEncoder()
+    cfg = CFG.replace(ranking=True, k=50, ranking_pool_size=100)
+    pooled = evaluate_model(enc, ds, "test", cfg)
+    assert pooled["contrastive_entropy_calibrated"] == pytest.approx(ce.calibrated, abs=1e-9)
+    from densescale.evaluate.ranking import ranking_pool
+
+    rows = np.union1d(ranking_pool(ds, "test", 100, cfg.seed),
+                      np.union1d(sample_negatives(ds, "test", cfg).needed_rows(),
+                                 sample_negatives(ds, "selection", cfg).needed_rows()))
+    n_docs = sum(n for kind, n in enc.calls if kind == "doc")
+    assert n_docs == len(rows) == pooled["n_encoded_passages"]
     bare = open_dataset(make_dataset(tmp_path / "bare", n_docs=200, n_queries=10))
     with pytest.warns(UserWarning, match="no selection split"):
         res = contrastive_entropy(UnitHashBowEncoder(), bare, "test", CFG)
