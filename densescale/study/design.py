@@ -57,7 +57,7 @@ def rung_params(spec: StudySpec, rungs: list[str]) -> dict[str, int | None]:
     from densescale.study.rungs import non_embedding_params
 
     ladder_file = spec.resolve(spec.ladder.file) if spec.ladder.file else None
-    proj = spec.train.proj_dim
+    proj = spec.train.proj_dim or 0  # 0 or None: no projection
     return {r: non_embedding_params(r, ladder_file, proj) for r in rungs}
 
 

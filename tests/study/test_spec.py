@@ -155,3 +155,11 @@ def test_train_and_eval_blocks_are_typed_configs_and_tasks_round_trip():
     assert Task.from_dict(json.loads(json.dumps(task.to_dict()))) == task
     reported = make_task(parse_spec({**BASE, "selection": "reported"}), point)
     assert reported.train.eval_split == "test" and reported.selection == "reported"
+
+
+def test_n_counts_the_projection_the_spec_trains():
+    """N includes the H -> proj_dim projection of train.proj_dim (none with 0)."""
+    with_proj = expand(parse_spec({**BASE, "design": "model_sweep"}))
+    without = expand(parse_spec({**BASE, "design": "model_sweep", "train": {"proj_dim": 0}}))
+    assert [p.n - q.n for p, q in zip(with_proj, without, strict=True)] == [
+        128 * 768 + 768, 256 * 768 + 768, 512 * 768 + 768]
