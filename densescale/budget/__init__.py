@@ -15,7 +15,5 @@ from densescale.budget.optimise import (
     optimise_budget,
 )
 
-JointLaw = PlanningLaw  # deprecated alias kept for densescale.report; goes once it switches
-
 __all__ = ["CostAssumptions", "CostModel", "PlanningLaw", "Allocation", "optimise_budget",
            "cheapest_for_target", "loss_curve", "BERT_TINY_PARAMS"]

@@ -4,6 +4,9 @@
     densescale fit --results study.db --law joint --holdout largest --out fit.json --json
     densescale fit --results results.csv --law annotations --bootstrap 1000
     densescale fit --results spec.yaml --law data --annotation llm --method huber
+
+Reads with ``densescale.study.results.read_results`` and fits with ``densescale.laws.fit_law``
+(the same two calls the report makes); warnings go to stderr, ``--json`` prints one document.
 """
 
 from __future__ import annotations
@@ -19,13 +22,6 @@ import typer
 from densescale.laws.api import LAWS, fit_law, json_safe
 from densescale.study.results import DEFAULT_METRIC, read_results
 from densescale.utils import prepare_output_dir
-
-
-def run_fit(results: str, law: str = "model", *, metric: str = DEFAULT_METRIC,
-            **kwargs: Any) -> dict[str, Any]:
-    """Deprecated alias kept for ``densescale.report``: ``fit_law(read_results(results,
-    metric), law, **kwargs)``. Use those two instead; this goes once the report has switched."""
-    return fit_law(read_results(results, metric), law, **kwargs)
 
 
 def _fmt(v: Any) -> str:
