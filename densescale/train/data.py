@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,10 +30,50 @@ def subset_pairs(pairs: list[Pair], size: int | None, seed: int) -> list[Pair]:
         ConfigError: ``size`` exceeds the available pairs.
     """
     if size is not None and size > len(pairs):
-        raise ConfigError(f"train_size {size} > {len(pairs)} available pairs")
+        raise ConfigError(f"train_size: {size:,} > {len(pairs):,} pairs available for training "
+                          "(the split minus the selection hold-out)")
     if size is None or size == len(pairs):
         return list(pairs)  # all of them, in file order
     return list(nested_subsets(pairs, [size], seed)[size])
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The pairs a run may train on, before the subset D is drawn.
+
+    Attributes:
+        pairs: positive pairs of the split (or annotation set) minus the held-out selection
+            groups. queries: query id -> text. positives: query id -> own positive text (ICT
+            annotation sets), else None. held_out: pairs removed for the selection split.
+    """
+
+    pairs: list[Pair]
+    queries: dict[str, str]
+    positives: dict[str, str] | None
+    held_out: int
+
+
+def training_pool(cfg: TrainConfig, ds: Any) -> Pool:
+    """The training pool of ``cfg`` on dataset ``ds``: ``ds.training_pairs(cfg.split)``, or the
+    annotation set's pairs filtered by ``ds.selection().keep_training`` (the largest valid D is
+    ``len(pool.pairs)``).
+
+    Raises:
+        DataError: the pool is empty.
+    """
+    from densescale.data import read_annotation_set
+
+    if cfg.annotations:
+        aset = read_annotation_set(cfg.annotations)
+        pairs = ds.selection().keep_training(aset.pairs)
+        pool = Pool(pairs, aset.queries, aset.positives, len(aset.pairs) - len(pairs))
+    else:
+        pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
+        pool = Pool(pairs, ds.queries(), None, len(ds.pairs(cfg.split)) - len(pairs))
+    if not pool.pairs:
+        raise DataError(f"no positive pairs in split {cfg.split!r} (after holding out the "
+                        "selection queries)", cfg.annotations or ds.path)
+    return pool
 
 
 class TrainData:
@@ -53,23 +94,10 @@ class TrainData:
 
     def __init__(self, cfg: TrainConfig, ds: Any, tokenizer: Any,
                  log: Callable[[str], None] = print):
-        from densescale.data import read_annotation_set
-
-        pos_texts = None  # query id -> positive text, when it is not the corpus passage (ICT)
-        if cfg.annotations:
-            aset = read_annotation_set(cfg.annotations)
-            queries, pos_texts = aset.queries, aset.positives
-            pairs = ds.selection().keep_training(aset.pairs)
-            n_all = len(aset.pairs)
-        else:
-            queries = ds.queries()
-            pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
-            n_all = len(ds.pairs(cfg.split))
+        pool = training_pool(cfg, ds)
+        pairs, queries, pos_texts = pool.pairs, pool.queries, pool.positives
         where = cfg.annotations or ds.path
-        if not pairs:
-            raise DataError(f"no positive pairs in split {cfg.split!r} (after holding out "
-                            "the selection queries)", where)
-        self.held_out = n_all - len(pairs)  # pairs left out for the selection split
+        self.held_out = pool.held_out  # pairs left out for the selection split
         seed = cfg.seed if cfg.subset_seed is None else cfg.subset_seed
         pairs = subset_pairs(pairs, cfg.train_size, seed)
         try:
