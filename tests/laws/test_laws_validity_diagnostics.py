@@ -174,3 +174,13 @@ def test_fit_document_is_strict_json():
 
     doc = {"r2": float("nan"), "x": [np.float64(np.inf), np.int64(3)], "p": Path("a/b")}
     assert json.dumps(json_safe(doc), allow_nan=False) == '{"r2": null, "x": [null, 3], "p": "a/b"}'
+
+
+def test_laws_never_import_the_study():
+    import subprocess
+    import sys
+
+    code = ("import sys, densescale.laws, densescale.laws.api, densescale.budget; "
+            "print(sorted(m for m in sys.modules if m.startswith('densescale.study')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
