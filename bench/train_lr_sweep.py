@@ -20,7 +20,8 @@ from densescale.train import TrainConfig, train
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=os.path.join(os.environ.get("DENSESCALE_DATA_DIR", "../shared/datasets"), "squad_v11"))
+    data_dir = os.environ.get("DENSESCALE_DATA_DIR", "../shared/datasets")
+    ap.add_argument("--data", default=os.path.join(data_dir, "squad_v11"))
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lrs", default="5e-6,1e-4,3e-4,1e-3,3e-3")
     ap.add_argument("--threads", type=int, default=None)

@@ -43,7 +43,8 @@ def st_model_from(enc):
     return m
 
 
-def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed, bf16=False):
+def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed,
+                              bf16=False):
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     from densescale.train.negatives import BatchOrder, random_negatives
@@ -113,8 +114,10 @@ def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=Fa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=os.path.join(os.environ.get("DENSESCALE_DATA_DIR", "../shared/datasets"), "squad_v11"))
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    data_dir = os.environ.get("DENSESCALE_DATA_DIR", "../shared/datasets")
+    ap.add_argument("--data", default=os.path.join(data_dir, "squad_v11"))
     ap.add_argument("--shapes", default="bert-tiny,bert-mini")
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--warmup", type=int, default=2)
@@ -124,7 +127,8 @@ def main() -> None:
     ap.add_argument("--passage-max-len", type=int, default=128)
     ap.add_argument("--train-size", type=int, default=5000)
     ap.add_argument("--vocab-size", type=int, default=8000)
-    ap.add_argument("--rounds", type=int, default=2, help="alternate densescale / ST this many times")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="alternate densescale / ST this many times")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                     help="also compare with bf16 autocast on both sides (CPU)")
     ap.add_argument("--threads", type=int, default=1,
@@ -157,8 +161,8 @@ def main() -> None:
         runs: dict[str, list] = {"ds_fp32": [], "st_fp32": [], "ds_bf16": [], "st_bf16": []}
         for _ in range(args.rounds):
             for prec in ("fp32", "bf16") if args.bf16 else ("fp32",):
-                wall, cpu, summ = run_densescale(args.data, shape, cfg, args.steps, args.warmup, seed,
-                                                 tok_dir, bf16=prec == "bf16")
+                wall, cpu, summ = run_densescale(args.data, shape, cfg, args.steps, args.warmup,
+                                                 seed, tok_dir, bf16=prec == "bf16")
                 runs[f"ds_{prec}"].append((wall, cpu))
                 runs[f"st_{prec}"].append(run_sentence_transformers(
                     copy.deepcopy(enc), q_texts, p_rows, corpus_texts, cfg, args.steps, args.warmup,
@@ -170,7 +174,8 @@ def main() -> None:
         row = {"shape": shape, "pairs_per_cpu_s": best,
                "ratio_cpu_fp32": best["ds_fp32"] / best["st_fp32"],
                "ratio_cpu_bf16": best["ds_bf16"] / best["st_bf16"] if "ds_bf16" in best else None,
-               "ratio_cpu_ds_bf16_vs_st_fp32": best["ds_bf16"] / best["st_fp32"] if "ds_bf16" in best else None,
+               "ratio_cpu_ds_bf16_vs_st_fp32": (best["ds_bf16"] / best["st_fp32"]
+                                                if "ds_bf16" in best else None),
                "pairs_per_s_wall": {k: max(r[0] for r in v) for k, v in runs.items() if v},
                "runs": runs,
                "densescale_tokenize_s": summ["tokenize_s"], **cfg, "steps_timed": args.steps,
