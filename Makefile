@@ -21,10 +21,14 @@ print(path if os.path.exists(path) else "")
 endef
 export FIND_PLAYWRIGHT_CHROMIUM
 
+# torch first: the CPU build known to work. pyproject.toml allows torch>=2.3,<2.14, so the
+# editable install keeps it (no CUDA wheel download); set TORCH= to keep an existing install.
+TORCH ?= torch==2.13.0
+
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "torch==2.13.0"
+	$(if $(TORCH),$(BIN)/pip install -q "$(TORCH)")
 	$(BIN)/pip install -q -e ".[test]"
 	touch $@
 

@@ -13,8 +13,9 @@ scipy); a stage's module is imported only when one of its commands runs (or show
 
 Errors: a DenseScaleError prints ``error: <message>``; an OSError (read-only or full disk, a path
 under a regular file, a missing file) prints ``error: <path>: <reason>``; a UnicodeDecodeError (a
-binary file where text was expected) says so; all exit 1 without a traceback. ``--debug`` (or
-``DENSESCALE_DEBUG=1``) shows the traceback instead.
+binary file where text was expected) says so; a missing optional package (matplotlib, pyarrow,
+ray, ir_datasets, datasets) names the ``pip install 'densescale[<extra>]'`` that provides it;
+all exit 1 without a traceback. ``--debug`` (or ``DENSESCALE_DEBUG=1``) shows the traceback.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from densescale import __version__
 from densescale.errors import DenseScaleError
+from densescale.utils import missing_extra
 
 # command -> (stage package whose cli.py registers it, help line shown by `densescale --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -156,6 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         if _debug[0]:
             raise
         print(f"error: {os_error_message(e)}", file=sys.stderr)
+        sys.exit(1)
+    except ImportError as e:  # an optional package of an extra that is not installed
+        advice = missing_extra(e)
+        if advice is None or _debug[0]:
+            raise
+        print(f"error: {advice}", file=sys.stderr)
         sys.exit(1)
     except UnicodeDecodeError as e:  # a binary file given where text was expected
         if _debug[0]:

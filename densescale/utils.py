@@ -74,6 +74,32 @@ def prepare_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
+# Optional packages -> the densescale extra that installs them (pyproject.toml
+# [project.optional-dependencies]); `densescale[all]` installs every one.
+EXTRAS: dict[str, str] = {
+    "matplotlib": "plots",
+    "pyarrow": "parquet",
+    "fastparquet": "parquet",
+    "ray": "ray",
+    "ir_datasets": "irds",
+    "datasets": "hf",
+}
+
+
+def missing_extra(e: ImportError) -> str | None:
+    """``pip install 'densescale[<extra>]'`` advice for an ImportError of an optional package
+    (by the missing module's name, else a package named in the message, as pandas' "Unable to
+    find a usable engine; tried using: 'pyarrow'..."), or None for any other ImportError."""
+    name = (e.name or "").split(".")[0]
+    if name not in EXTRAS:
+        text = str(e)
+        name = next((m for m in EXTRAS if f"'{m}'" in text or f" {m} " in f" {text} "), "")
+    if name not in EXTRAS:
+        return None
+    return (f"this needs the optional package {name!r}: pip install "
+            f"'densescale[{EXTRAS[name]}]' (or 'densescale[all]')")
+
+
 def require(module: str, extra: str, purpose: str) -> ModuleType:
     """Import an optional dependency, or say which extra installs it.
 

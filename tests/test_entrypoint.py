@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +92,66 @@ def test_binary_input_is_one_line_error(scifact_path, monkeypatch, capsys):
     assert ex.value.code == 1
     assert capsys.readouterr().err == ("error: an input file is not UTF-8 text (invalid start "
                                        "byte at byte 0); --debug shows which\n")
+
+
+@pytest.mark.parametrize("error, extra", [
+    (ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"), "plots"),
+    (ImportError("Unable to find a usable engine; tried using: 'pyarrow', 'fastparquet'."),
+     "parquet"),
+])
+def test_missing_optional_package_names_the_extra(scifact_path, monkeypatch, capsys, error,
+                                                  extra):
+    import densescale.data.validate as validate
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(validate, "validate_dataset", fail)
+    monkeypatch.setattr("densescale.cli._debug", [False])
+    with pytest.raises(SystemExit) as ex:
+        main(["data", "validate", str(scifact_path)])
+    assert ex.value.code == 1
+    assert f"pip install 'densescale[{extra}]'" in capsys.readouterr().err
+    monkeypatch.setattr(validate, "validate_dataset",
+                        lambda *a, **k: __import__("densescale_no_such_module"))
+    with pytest.raises(ModuleNotFoundError):  # not an optional package: a real bug, traceback
+        main(["data", "validate", str(scifact_path)])
+
+
+def test_extras_in_pyproject_match_the_code():
+    import tomllib
+
+    from densescale.utils import EXTRAS
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    extras = meta["project"]["optional-dependencies"]
+    core = " ".join(meta["project"]["dependencies"])
+    for module, extra in EXTRAS.items():
+        assert extra in extras, (module, extra)
+        assert module.replace("_", "") not in core.replace("-", "").replace("_", "")
+    assert set(extras["all"][0].split("[")[1].rstrip("]").split(",")) == \
+        set(extras) - {"all", "test", "msmarco"}
+    assert "densescale[all]" in extras["test"]
+    torch = next(d for d in meta["project"]["dependencies"] if d.startswith("torch"))
+    assert torch.startswith("torch>=") and "<" in torch and "==" not in torch
+
+
+@pytest.mark.slow
+def test_core_modules_import_without_any_extra():
+    """Every module except the plotting ones imports with the optional packages missing."""
+    code = (
+        "import sys, importlib, pkgutil\n"
+        f"for m in {sorted(EXTRAS_BLOCKED)!r}: sys.modules[m] = None\n"
+        "import densescale\n"
+        "bad = []\n"
+        "for i in pkgutil.walk_packages(densescale.__path__, 'densescale.'):\n"
+        "    if i.name.rsplit('.', 1)[-1] in ('__main__', 'plots'): continue\n"
+        "    try: importlib.import_module(i.name)\n"
+        "    except ImportError as e: bad.append(f'{i.name}: {e}')\n"
+        "print('\\n'.join(bad))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "", r.stdout
+
+
+EXTRAS_BLOCKED = ("matplotlib", "pyarrow", "fastparquet", "ray", "ir_datasets", "datasets")
+
