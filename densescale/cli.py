@@ -109,6 +109,7 @@ app = typer.Typer(
     help="Measure, fit and use scaling laws of dense retrieval (Fang et al., SIGIR 2024).",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every sub-command
     pretty_exceptions_enable=False,
 )
 

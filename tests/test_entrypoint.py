@@ -155,3 +155,28 @@ def test_core_modules_import_without_any_extra():
 
 EXTRAS_BLOCKED = ("matplotlib", "pyarrow", "fastparquet", "ray", "ir_datasets", "datasets")
 
+
+def _command_paths() -> list[list[str]]:
+    """Every command and sub-command, as argv prefixes (["data", "validate"], ["train"], ...)."""
+    paths = []
+
+    def walk(prefix, cmd):
+        paths.append(prefix)
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk([*prefix, name], sub)
+
+    for stage in STAGES:
+        for name, cmd in load_stage(stage).items():
+            walk([name], cmd)
+    return paths
+
+
+def test_dash_h_is_help_everywhere(capsys):
+    paths = _command_paths()
+    assert ["data", "validate"] in paths and ["train"] in paths
+    for argv in [[], *paths]:
+        with pytest.raises(SystemExit) as ex:
+            main([*argv, "-h"])
+        out = capsys.readouterr().out
+        assert ex.value.code == 0, argv
+        assert "Usage:" in out and "--help" in out, argv
