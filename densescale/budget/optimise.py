@@ -199,8 +199,12 @@ def loss_curve(law: PlanningLaw, cost: CostModel, budget: float, ns, *, inferenc
 
 def _allocation(law: PlanningLaw, cost: CostModel, n: float, d: float, inference: bool,
                 notes: list[str], **kw) -> Allocation:
+    loss = float(law.predict(n, d))
+    if not all(math.isfinite(v) and v >= 0 for v in (n, d, loss)):
+        raise DenseScaleError(f"no finite optimum: N = {n:g}, D = {d:g}, L = {loss:g} (the law "
+                              f"{law.source} is outside its physical range here)")
     info, msgs = extrapolation(law, n, d)
     warnings = msgs + notes + ([law.note] if law.note else [])
-    return Allocation(n=float(n), d=float(d), loss=float(law.predict(n, d)),
+    return Allocation(n=float(n), d=float(d), loss=loss,
                       cost=float(cost.cost(n, d, inference)), inference=inference,
                       extrapolation=info, warnings=tuple(warnings), **kw)

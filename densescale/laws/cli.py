@@ -110,8 +110,8 @@ def fit_command(
 ) -> None:
     """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs, held-out and leave-one-out
     errors; points that did not learn are left out (and named) unless --include-not-learned."""
-    if plot is not None:
-        prepare_output_dir(plot)                      # fail early, naming the folder
+    for folder in ([plot] if plot is not None else []) + ([out.parent] if out else []):
+        prepare_output_dir(folder)                    # fail early, naming the folder
     frame = read_results(results, metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")               # printed below from the document

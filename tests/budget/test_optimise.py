@@ -16,7 +16,7 @@ from densescale.budget import (
     loss_curve,
     optimise_budget,
 )
-from densescale.errors import DataError, DenseScaleError
+from densescale.errors import ConfigError, DataError, DenseScaleError
 
 COST = CostModel.from_assumptions()
 CASES = [("v1", 1e4, False), ("v1", 1.5e5, False), ("v2", 2e4, False), ("v2", 5e4, False),
@@ -176,3 +176,16 @@ def test_fit_json_variants(tmp_path):
         PlanningLaw.from_json(bad)
     with pytest.raises(DataError, match="not found"):
         PlanningLaw.from_json(tmp_path / "nope.json")
+
+
+def test_a_non_finite_optimum_is_an_error():
+    from densescale.budget.optimise import _allocation
+
+    law = PlanningLaw.preset("v2")
+    cost = CostModel.from_assumptions()
+    with pytest.raises(DenseScaleError, match="no finite optimum"):
+        _allocation(law, cost, math.inf, 1e4, False, [], budget=1e6)
+    with pytest.raises(ConfigError, match="outside the law's physical range"):
+        PlanningLaw(A=1.0, B=1.0, alpha=0.5, beta=1.0, delta=-5.0)
+    with pytest.raises(DenseScaleError, match="overflows"):
+        PlanningLaw(A=1e300, B=5e3, alpha=50, beta=1.3, delta=0.03).check_finite(5e5, 1.0)

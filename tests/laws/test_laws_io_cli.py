@@ -192,3 +192,16 @@ def test_cli_plot_folder_under_a_file_exits_1(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["fit", "--results", csv, "--plot", str(tmp_path / "f" / "figs")])
     assert exc.value.code == 1 and "is a file" in capsys.readouterr().err
+
+
+def test_cli_out_under_a_file_exits_1_naming_it(tmp_path, capsys):
+    from densescale.cli import main
+
+    csv = _write(tmp_path, _joint_frame())
+    (tmp_path / "f").write_text("keep")
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--results", csv, "--out", str(tmp_path / "f" / "fit.json")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.startswith("error:") and str(tmp_path / "f") in err
+    assert (tmp_path / "f").read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) \
+        == ["f", "results.csv"]
