@@ -1,4 +1,5 @@
-"""Contrastive entropy: the paper's evaluation metric (Fang et al., SIGIR 2024, V1 Eq. 6).
+"""Contrastive entropy: the paper's evaluation metric (Fang et al., Scaling Laws for Dense
+Retrieval, SIGIR 2024, Section 3.5, Eq. 6).
 
 For a test pair (q, p+) and W negatives p-_1..p-_W drawn uniformly without replacement from a
 pool of corpus passages that contains no positive of the split:
