@@ -6,9 +6,11 @@
 
 The pieces live beside this module: the data (``data``), one step's loss (``step``), the losses
 (``loss``), DDP (``distributed``), the periodic evaluation (``selection``), the resumable state
-and checkpoint (``state``) and the summary (``summary``). Every ``eval_every`` steps the
-contrastive entropy of ``eval_split`` is measured; the best model goes to out/best, the final one
-to out/last, resumable state to out/checkpoint.
+and checkpoint (``state``) and the summary (``summary``). At step 0 and every ``eval_every``
+steps the model's own contrastive entropy on ``eval_split`` (default: the selection split) is
+measured; the best model, step 0 included, goes to out/best, the final one to out/last,
+resumable state to out/checkpoint. The summary says whether the run learned (best below its
+step 0 and below chance); a NaN or infinite loss raises TrainingDiverged naming the step.
 """
 
 from __future__ import annotations
