@@ -6,6 +6,11 @@
 The report is self-contained (figures inlined as PNG data URIs) and also leaves every figure as
 PNG and SVG under ``<out>/figures`` and every fit as JSON under ``<out>/fits``. Laws that cannot
 be fitted (too few points, say) are reported as such in the page, never silently left out.
+
+Sections: validity (where checkpoints were chosen; which annotation types learned at all), the
+runs (not-learned ones greyed with the reason), retrieval quality beside the BM25 reference, one
+section per law (see ``densescale.report.laws``), contrastive entropy vs ranking metrics, the
+budget optimum, and how the results were produced.
 """
 
 from __future__ import annotations

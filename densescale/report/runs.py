@@ -40,6 +40,43 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _json_values(runs: pd.DataFrame, column: str, *path: str) -> set:
+    out = set()
+    for v in runs.get(column, pd.Series(dtype=object)).dropna():
+        try:
+            d = json.loads(v)
+            for p in path:
+                d = d[p]
+        except (TypeError, ValueError, KeyError, IndexError):
+            continue
+        out.add(d)
+    return out
+
+
+def _one(values: set) -> str | None:
+    return str(next(iter(values))) if len(values) == 1 else None
+
+
+def _tag(split: str | None, w: str | None) -> str:
+    parts = [p for p in (split, f"W={w}" if w else None) if p]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def headers(runs: pd.DataFrame) -> dict[str, str]:
+    """Column titles that name the split and W of each contrastive entropy, so that values
+    measured with different W never stand side by side unlabelled."""
+    split = _one(_json_values(runs, "eval_config", "split"))
+    w = _one(_json_values(runs, "eval_config", "negatives"))
+    sel = _one({str(s) for s in runs.get("selection_split", pd.Series(dtype=object)).dropna()})
+    w_sel = _one(_json_values(runs, "train_config", "selection", "negatives"))
+    return {"contrastive_entropy": f"CE{_tag(split, w)}",
+            "contrastive_entropy_stderr": "CE stderr",
+            "contrastive_entropy_calibrated": f"calibrated CE{_tag(split, w)}",
+            "chance": f"chance ln(W+1){_tag(None, w)}",
+            "step0_contrastive_entropy": f"step-0 CE{_tag(sel, w_sel)}",
+            "best_step": "best @ step", "invalid_reason": "why not learned"}
+
+
 def runs_section(runs: pd.DataFrame) -> Section:
     """Every run; the runs that did not learn are greyed with the reason in the last column."""
     done = done_rows(runs)
@@ -49,7 +86,8 @@ def runs_section(runs: pd.DataFrame) -> Section:
         sec.text(f"Grey rows: {int(bad.sum())} run(s) that did not learn. The laws leave them "
                  "out; the reason is in the last column.", "note")
     cols = [c for c in RUN_COLUMNS if c in runs.columns]
-    sec.table(_display(runs[cols]), row_classes=["excluded" if b else None for b in bad])
+    sec.table(_display(runs[cols]).rename(columns=headers(runs)),
+              row_classes=["excluded" if b else None for b in bad])
     return sec
 
 

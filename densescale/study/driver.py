@@ -148,9 +148,10 @@ def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int) -> None
         key = task.key
         if res.get("ok"):
             store.upsert(h, key, status="done", error=None, finished_at=now(), **res["values"])
-            ce = res["values"].get("contrastive_entropy")
-            _log(f"{key}: done, contrastive entropy {ce:.4f}" if ce is not None else
-                 f"{key}: done")
+            v = res["values"]
+            verdict = {False: f"; NOT LEARNED: {v.get('invalid_reason')}", True: "; learned"}
+            _log(f"{key}: done, contrastive entropy {v['contrastive_entropy']:.4f}"
+                 f"{verdict.get(v.get('learned'), '')}")
             continue
         tries[key] = tries.get(key, 0) + 1
         err = res.get("error") or "unknown error"

@@ -280,6 +280,8 @@ class StudySpec(_Strict):
         Excluded: name, output_dir, database (where results go), and the lists that only choose
         points (ladder.rungs, train_sizes, seeds, design, heldout): adding a rung, size or seed to a
         study keeps its finished rows valid. A point's own rung/D/annotation/seed is in its key.
+        ``train`` enters as its fields that differ from TrainConfig's defaults, so two spellings
+        of one configuration (legacy flat ``eval_*`` keys, or ``selection:``) hash alike.
         """
         return {
             "dataset": self.dataset,
@@ -288,7 +290,7 @@ class StudySpec(_Strict):
                        "tokenizer": self.ladder.tokenizer, "vocab_size": self.ladder.vocab_size},
             "annotations": {a.name: {"path": a.path, "split": a.split} for a in self.annotations},
             "selection": self.selection,
-            "train": self.train.model_dump(mode="json", exclude_unset=True),
+            "train": self.train.model_dump(mode="json", exclude_defaults=True),
             "eval": self.eval.to_dict(),
         }
 

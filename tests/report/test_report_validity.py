@@ -75,6 +75,7 @@ def test_metric_bm25_selection_and_diagnostics_are_shown(report):
     s, html = report
     assert "Fitted on the raw contrastive entropy" in html
     assert "Numbers selected on the reported split" in html
+    assert "<th>CE (test, W=256)</th>" in html  # every CE column names its split and W
     ref = re.findall(r'<tr class="reference">(.*?)</tr>', html)
     assert len(ref) == 1 and "BM25 (reference)" in ref[0] and "0.5" in ref[0]
     assert s["ranking"]["bm25"]["ndcg@10"] == 0.5
