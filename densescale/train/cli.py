@@ -78,6 +78,9 @@ def _build_command():
         inspect.Parameter("resume", kw_only, annotation=bool, default=typer.Option(
             False, "--resume", help="Continue from OUT/checkpoint (uses OUT/config.json; flags "
             "given override runtime settings).")),
+        inspect.Parameter("overwrite", kw_only, annotation=bool, default=typer.Option(
+            False, "--overwrite", help="Start again in an OUT that holds a finished run or a "
+            "checkpoint (deletes them first); without it such an OUT is refused.")),
         inspect.Parameter("as_json", kw_only, annotation=bool, default=typer.Option(
             False, "--json", help="Print the run summary as JSON.")),
         inspect.Parameter("quiet", kw_only, annotation=bool, default=typer.Option(
@@ -97,8 +100,8 @@ def _build_command():
     def train_cmd(**kw: Any) -> None:
         """Train a bi-encoder (the paper's setup by default); writes OUT/{best,last},
         OUT/summary.json."""
-        config, resume, as_json, quiet = (kw.pop(k) for k in ("config", "resume", "as_json",
-                                                              "quiet"))
+        config, resume, overwrite, as_json, quiet = (
+            kw.pop(k) for k in ("config", "resume", "overwrite", "as_json", "quiet"))
         given = {k: (None if isinstance(v, str) and v.lower() == "none" else v)
                  for k, v in kw.items() if v is not None}  # "none" clears an optional setting
         base: dict[str, Any] = {}
@@ -118,7 +121,7 @@ def _build_command():
         cfg = TrainConfig.make(**{**base, **given})
         from densescale.train.loop import train
 
-        summary = train(cfg, resume=resume, progress=not quiet)
+        summary = train(cfg, resume=resume, progress=not quiet, overwrite=overwrite)
         if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
             return
         if as_json:

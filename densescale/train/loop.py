@@ -16,6 +16,7 @@ step 0 and below chance); a NaN or infinite loss raises TrainingDiverged naming 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from densescale.train.selection import chance, evaluate, selection_metric
 from densescale.train.state import (
     Checkpoint,
     TrainState,
+    checkpoint_dir,
     load_checkpoint,
     output_lock,
     remove_checkpoint,
@@ -43,7 +45,8 @@ from densescale.train.summary import TrainSummary, verdict
 from densescale.utils import atomic_write_json, git_commit, hardware_info
 
 
-def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> TrainSummary:
+def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
+          overwrite: bool = False) -> TrainSummary:
     """Train one bi-encoder; write out/{best,last,checkpoint}, out/summary.json.
 
     Args:
@@ -51,6 +54,13 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         resume: continue from out/checkpoint (weights, optimizer, scheduler, RNG, history);
             on CPU the final weights equal those of an uninterrupted run with the same seed.
         progress: tqdm bar (stderr) with loss and pairs/s.
+        overwrite: start afresh in an ``out`` that holds a finished run or a checkpoint
+            (its results are deleted first); without it such a folder is refused.
+
+    Raises:
+        ConfigError: another training holds ``out``, or ``out`` holds a run and neither
+            ``resume`` nor ``overwrite`` is given.
+        TrainingDiverged: the loss or the selection value became NaN or infinite.
 
     Returns:
         TrainSummary (``.to_dict()`` is out/summary.json).
@@ -62,7 +72,27 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Trai
         raise ConfigError("data: give a dataset path or name (--data)")
     dist = setup(cfg)
     with output_lock(Path(cfg.out), take=dist.main):  # one writer per output folder
+        if dist.main and not resume:
+            _fresh_output(Path(cfg.out), overwrite)
         return _train(cfg, dist, resume, progress)
+
+
+def _fresh_output(out: Path, overwrite: bool) -> None:
+    """Refuse (or, with ``overwrite``, clear) an output folder that holds a run or a checkpoint;
+    a new run never mixes its files with an earlier one's (a stale best/ is removed)."""
+    ck = checkpoint_dir(out)
+    done = [name for name in ("summary.json", "last") if (out / name).exists()]
+    if (ck or done) and not overwrite:
+        what = f"a checkpoint ({ck.name})" if ck else "a finished run"
+        raise ConfigError(f"{out}: holds {what}; give --resume to continue it or --overwrite "
+                          "to start again, or another --out")
+    remove_checkpoint(out)
+    for name in (*done, "best"):
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainSummary:

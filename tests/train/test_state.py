@@ -62,3 +62,24 @@ def test_a_second_writer_of_one_output_folder_is_refused(tmp_path, toy_dataset):
         assert not (out / "config.json").exists()  # nothing of the refused run was written
     with output_lock(out):  # released when its holder ends
         pass
+
+
+def test_a_finished_run_is_never_overwritten_without_overwrite(tmp_path, toy_dataset):
+    import json
+
+    from densescale.train import TrainConfig, train
+
+    out = tmp_path / "run"
+    base = dict(data=str(toy_dataset), model=TINY, vocab_size=200, steps=2, batch_size=4,
+                negatives=4, passage_max_len=16, eval_every=0, selection={"negatives": 8},
+                num_threads=1, out=str(out))
+    train(TrainConfig(**base, seed=1), progress=False)
+    first = (out / "last" / "0_Transformer" / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds a finished run; give --resume .* --overwrite"):
+        train(TrainConfig(**base, seed=2), progress=False)
+    assert json.loads((out / "config.json").read_text())["seed"] == 1  # left as it was
+    assert (out / "last" / "0_Transformer" / "model.safetensors").read_bytes() == first
+    s = train(TrainConfig(**base, seed=2), progress=False, overwrite=True)
+    assert s.finished and json.loads((out / "summary.json").read_text())["config"]["seed"] == 2
+    assert json.loads((out / "config.json").read_text())["seed"] == 2
+    assert (out / "last" / "0_Transformer" / "model.safetensors").read_bytes() != first
