@@ -161,8 +161,9 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
     if dist.main:
         if finished:
             model.save(out / "last", extra={"step": state.step, **n_info})
-            remove_checkpoint(out)
         atomic_write_json(out / "summary.json", summary.to_dict())
+        if finished:  # last: a kill before this line still finds the checkpoint to resume
+            remove_checkpoint(out)
     dist.barrier()
     return summary
 
