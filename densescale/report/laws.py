@@ -44,9 +44,13 @@ def _caption(stem: str) -> str:
 
 
 def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootstrap: int,
-             seed: int, holdout: str | None, metric: str, method: str
+             seed: int, holdout: str | None, metric: str, method: str,
+             never_learned: tuple[str, ...] = ()
              ) -> tuple[list[Section], dict[str, Any], dict[str, str]]:
-    """Fit every law; returns (sections, fitted documents by law, errors by law)."""
+    """Fit every law; returns (sections, fitted documents by law, errors by law).
+
+    ``never_learned``: annotation types none of whose runs learned; the annotation comparison
+    leaves them out (saying so) instead of failing for all types."""
     what = metric_label(metric, runs)
     try:
         frame: pd.DataFrame | None = read_results(results, metric)
@@ -57,8 +61,14 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
     for law in LAWS:
         doc = None
         if frame is not None:
+            use = frame
+            if law == "annotations" and never_learned:
+                use = frame[~frame["annotation"].isin(never_learned)]
+                use.attrs.update(frame.attrs)
             try:
-                doc = fit_law(frame, law, method=method, holdout=holdout, bootstrap=bootstrap,
+                if use.empty:
+                    raise DenseScaleError("no annotation type has a run that learned")
+                doc = fit_law(use, law, method=method, holdout=holdout, bootstrap=bootstrap,
                               seed=seed, out=fits / f"{law}.json", plot=figs)
             except DenseScaleError as e:
                 err = str(e)
@@ -66,7 +76,10 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
             errors[law] = err or "not fitted"
         else:
             docs[law] = doc
-        sections.append(law_section(law, doc, errors.get(law), frame, what))
+        notes = [f"Left out of the comparison: {', '.join(never_learned)} (no run learned; "
+                 "does not transfer at this scale)."] if law == "annotations" and \
+            never_learned else []
+        sections.append(law_section(law, doc, errors.get(law), frame, what, notes))
     return sections, docs, errors
 
 
@@ -128,8 +141,11 @@ def seed_spread(frame: pd.DataFrame | None, law: str, fit: dict[str, Any]) -> pd
 
 
 def law_section(law: str, doc: dict[str, Any] | None, err: str | None,
-                frame: pd.DataFrame | None, what: str) -> Section:
+                frame: pd.DataFrame | None, what: str, notes: list[str] | None = None
+                ) -> Section:
     sec = Section(LAW_TITLES[law])
+    for note in notes or []:
+        sec.warn(note)
     if doc is None:
         return sec.warn(f"Not fitted: {err}")
     sec.text(f"Fitted on the {what}.")

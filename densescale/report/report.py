@@ -160,7 +160,8 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         warnings.simplefilter("ignore")
         sections, docs, summary["errors"] = fit_laws(
             results, runs, figs, fits, bootstrap=bootstrap, seed=seed, holdout=holdout,
-            metric=metric, method=method)
+            metric=metric, method=method,
+            never_learned=tuple(summary["validity"]["no_learned_points"]))
         for law, doc in docs.items():
             summary["laws"][law] = {k: doc[k] for k in ("fit", "holdout", "laws", "crossings",
                                                         "excluded", "seed_spread") if k in doc}

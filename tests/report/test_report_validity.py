@@ -69,6 +69,9 @@ def test_ict_without_learned_points_is_said_plainly(report):
     s, html = report
     assert s["validity"]["no_learned_points"] == ["ict"]
     assert "ict does not transfer at this scale" in html
+    # the comparison leaves it out (here one type remains: nothing to compare, and it says so)
+    assert "Left out of the comparison: ict" in html
+    assert "two annotation types" in s["errors"]["annotations"]
 
 
 def test_metric_bm25_selection_and_diagnostics_are_shown(report):
