@@ -31,6 +31,14 @@ class Dist:
         if self.world > 1:
             torch.distributed.barrier()
 
+    def reduce_max(self, value: int) -> int:
+        """The largest ``value`` over all ranks (every rank must call it)."""
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.long, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return int(t.item())
+
     def local(self, batch_size: int) -> slice:
         """This rank's rows of a global batch of ``batch_size`` rows."""
         b = batch_size // self.world

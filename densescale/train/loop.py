@@ -130,7 +130,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
     bar = tqdm(total=cfg.steps, initial=start, disable=not (dist.main and progress),
                file=sys.stderr, dynamic_ncols=True,
                desc=f"train {model.rung.name if model.rung else ''}")
-    meter = _Meter(state, dist.device, cfg.batch_size)
+    meter = _Meter(state, dist, cfg.batch_size)
     for step in range(start + 1, stop_at + 1):
         loss = step_loss(step - 1)
         loss.backward()
@@ -218,32 +218,45 @@ class _Keeper:
         self.dist, self.n_info, self.log = dist, n_info, log
 
     def evaluate(self, step: int) -> None:
-        cfg, state = self.cfg, self.state
-        if cfg.eval_split is None:
+        """Measure (main rank), keep the best; every rank raises together on divergence."""
+        if self.cfg.eval_split is None:
             return
+        error = None
         if self.dist.main:
-            ce, se, raw = evaluate(self.model, self.ds, cfg, step)
-            state.history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se,
-                                  "eval_raw": raw})
-            if state.best is None or ce < state.best:
-                state.best, state.best_step = ce, step
-                self.model.save(self.out / "best", extra={
-                    "step": step, "contrastive_entropy": ce, "selection_split": cfg.eval_split,
-                    "selection_metric": selection_metric(self.model), **self.n_info})
-            self.log(f"step {step}: selection CE {ce:.4f} ± {se:.4f} "
-                     f"({cfg.eval_split}, W={cfg.selection.negatives}) | best "
-                     f"{state.best:.4f} @ step {state.best_step}")
+            try:
+                self._measure(step)
+            except TrainingDiverged as e:
+                error = e
+        if self.dist.reduce_max(int(error is not None)):
+            raise error or TrainingDiverged("selection value is not finite (rank 0)", step)
         self.dist.barrier()
+
+    def _measure(self, step: int) -> None:
+        cfg, state = self.cfg, self.state
+        ce, se, raw = evaluate(self.model, self.ds, cfg, step)
+        state.history.append({"step": step, "loss": None, "eval": ce, "eval_stderr": se,
+                              "eval_raw": raw})
+        if state.best is None or ce < state.best:
+            state.best, state.best_step = ce, step
+            self.model.save(self.out / "best", extra={
+                "step": step, "contrastive_entropy": ce, "selection_split": cfg.eval_split,
+                "selection_metric": selection_metric(self.model), **self.n_info})
+        self.log(f"step {step}: selection CE {ce:.4f} ± {se:.4f} "
+                 f"({cfg.eval_split}, W={cfg.selection.negatives}) | best "
+                 f"{state.best:.4f} @ step {state.best_step}")
+
+
+_NEVER = 1 << 62  # larger than any step
 
 
 class _Meter:
     """Mean loss between history entries, the first non-finite step, and the timed segments
     (training only) that give pairs/s. Per step it only adds tensors: no device sync."""
 
-    def __init__(self, state: TrainState, device: torch.device, batch_size: int):
-        self.state, self.batch_size = state, batch_size
-        self.loss_sum, self.n = torch.zeros((), device=device), 0
-        self.first_bad = torch.zeros((), dtype=torch.long, device=device)
+    def __init__(self, state: TrainState, dist: Dist, batch_size: int):
+        self.state, self.dist, self.batch_size = state, dist, batch_size
+        self.loss_sum, self.n = torch.zeros((), device=dist.device), 0
+        self.first_bad = torch.zeros((), dtype=torch.long, device=dist.device)
         self.pairs, self.t0 = 0, time.perf_counter()  # of the current timed segment
 
     def add(self, step: int, loss: torch.Tensor) -> None:
@@ -255,7 +268,9 @@ class _Meter:
 
     def check(self) -> None:
         """Raise TrainingDiverged naming the first step whose loss was NaN or infinite."""
-        if bad := int(self.first_bad):
+        mine = int(self.first_bad)  # 0 = none; ranks agree on the earliest bad step
+        bad = _NEVER - self.dist.reduce_max(_NEVER - mine if mine else 0)
+        if bad != _NEVER:
             raise TrainingDiverged("training loss is not finite (NaN or inf): lower lr, "
                                    "temperature or scale", bad)
 
