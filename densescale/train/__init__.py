@@ -1,7 +1,9 @@
 """Bi-encoder training: TrainConfig, the paper's contrastive loss, and ``train``.
 
     from densescale.train import TrainConfig, train
-    summary = train(TrainConfig(data="squad_v11", model="bert-tiny", steps=500, out="runs/tiny"))
+    summary = train(TrainConfig(data="squad_v11", model="bert-tiny", steps=500, out="runs/tiny",
+                                similarity="cos"))
+    summary.best_ce, summary.best_step, summary.learned     # chosen on the selection split
 """
 
 from __future__ import annotations
