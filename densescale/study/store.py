@@ -13,8 +13,10 @@ raises a clear error instead of guessing, and an older one is migrated in place 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +134,24 @@ class Store:
                 raise DenseScaleError(f"results database {path} does not exist (run the study "
                                       "first)")
             path.parent.mkdir(parents=True, exist_ok=True)
+        self.where = str(u.database) if u.get_backend_name() == "sqlite" else \
+            u.render_as_string(hide_password=True)
         self.engine = sa.create_engine(self.url, future=True)
         if u.get_backend_name() == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._check_schema(create)
+        with self.errors():
+            self._check_schema(create)
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn a database fault (corrupt file, no permission, server gone) into one error line
+        naming the database."""
+        try:
+            yield
+        except sa.exc.DBAPIError as e:
+            msg = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            raise DenseScaleError(f"{self.where}: results database unreadable or unwritable: "
+                                  f"{msg}") from None
 
     def _check_schema(self, create: bool) -> None:
         insp = sa.inspect(self.engine)
@@ -204,7 +220,7 @@ class Store:
                     else v) for k, v in values.items()}
         vals["updated_at"] = now()
         key = (runs_table.c.spec_hash == spec_hash) & (runs_table.c.point_key == point_key)
-        with self.engine.begin() as c:
+        with self.errors(), self.engine.begin() as c:
             exists = c.execute(sa.select(runs_table.c.id).where(key)).scalar()
             if exists is None:
                 c.execute(runs_table.insert().values(
@@ -217,7 +233,7 @@ class Store:
                     dataset: str | None = None) -> None:
         """Make sure every point has a row (pending when new); refresh held-out labels."""
         existing = {r["point_key"]: r for r in self.rows(spec_hash=spec_hash)}
-        with self.engine.begin() as c:
+        with self.errors(), self.engine.begin() as c:
             t = now()
             for p in points:
                 row = existing.get(p["point_key"])
@@ -237,13 +253,13 @@ class Store:
         q = sa.select(runs_table).order_by(runs_table.c.id)
         if spec_hash is not None:
             q = q.where(runs_table.c.spec_hash == spec_hash)
-        with self.engine.connect() as c:
+        with self.errors(), self.engine.connect() as c:
             return [dict(r._mapping) for r in c.execute(q)]
 
     def row(self, spec_hash: str, point_key: str) -> dict | None:
         q = sa.select(runs_table).where((runs_table.c.spec_hash == spec_hash)
                                         & (runs_table.c.point_key == point_key))
-        with self.engine.connect() as c:
+        with self.errors(), self.engine.connect() as c:
             r = c.execute(q).first()
         return dict(r._mapping) if r is not None else None
 

@@ -176,3 +176,19 @@ def test_validity_columns_reach_status_and_exports(tmp_path):
                                                                                          1.0)
         assert "not below chance" in done.loc[5.9, "invalid_reason"]
         assert done.loc[5.9, "selection_split"] == "selection"
+
+
+def test_corrupt_database_is_one_error_line_naming_it(tmp_path):
+    p = _spec(tmp_path)
+    db = tmp_path / "out" / "results.db"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database" * 200)
+    for args in (["status", str(p)], ["export", str(p), "--csv", str(tmp_path / "x.csv")],
+                 ["run", str(p)]):
+        out = subprocess.run([sys.executable, "-m", "densescale", "study", *args],
+                             capture_output=True, text=True)
+        assert out.returncode == 1, args
+        assert f"error: {db}: results database unreadable" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert not (tmp_path / "x.csv").exists()
+    assert db.read_bytes().startswith(b"this is not a database")  # left as it was
