@@ -45,7 +45,7 @@ def models(
 ) -> None:
     """List model rungs: layers, hidden size, heads, non-embedding (N) and total parameters.
 
-    N counts layers + BERT pooler + Linear(H->proj_dim), as Fang et al. (2024) do. Totals add
+    N counts layers + BERT pooler + Linear(H->proj_dim), as the paper does. Totals add
     word/position/type embeddings with each rung's own vocabulary (BERT 30522 x 512 positions;
     ERNIE-3.0 40000 x 2048 positions, 4 token types, 3 task types).
     """

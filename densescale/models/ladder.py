@@ -1,7 +1,9 @@
 """Model ladder: named rungs (shape + source) and the paper's parameter counts.
 
     from densescale.models import get_rung, count_non_embedding_params
-    count_non_embedding_params(get_rung("bert-tiny"))   # 512,128  (Fang et al. 2024, Table/Fig. 1)
+    count_non_embedding_params(get_rung("bert-tiny"))   # 512,128
+
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Sections 3.2 and 4.1 (model sizes).
 
 N (the model-size law's variable, Kaplan convention) counts every parameter that is not an
 embedding, as the authors' code does (``'embedding' not in name``): the transformer layers, BERT's

@@ -1,4 +1,6 @@
-"""TrainConfig: every setting of one bi-encoder training run (Fang et al. 2024, Section 3.4).
+"""TrainConfig: every setting of one bi-encoder training run.
+
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3.4 (training setup).
 
 Defaults follow the paper and the authors' code: 10,000 steps, batch 128, AdamW lr 5e-6 (pretrained)
 with weight decay 0.001, no warmup, linear decay, gradient clipping 1.0, 256 random negatives per
@@ -104,7 +106,7 @@ class TrainConfig(BaseModel):
                                           "step")
     gather_negatives: bool = Field(False, description="DDP: each device encodes a shard of "
                                    "negatives, then all_gather")
-    # --- checkpoint selection (Fang et al. 2024, Section 4.1, on a selection split instead)
+    # --- checkpoint selection (the paper's Section 4.1 protocol, on a selection split)
     eval_every: int = Field(500, description="steps between selection evaluations (0 = only at "
                             "the end)")
     eval_split: str | None = Field(SELECTION, description='split whose contrastive entropy picks '

@@ -1,4 +1,6 @@
-"""Bi-encoder training loop (Fang et al. 2024, Section 3.4): fixed steps, best-checkpoint selection.
+"""Bi-encoder training loop: fixed steps, best-checkpoint selection.
+
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Sections 3.4 and 4.1.
 
     densescale train --data squad_v11 --model bert-tiny --init scratch --train-size 10000 \
         --steps 500 --out runs/tiny                       # one process (CPU or one GPU)

@@ -1,4 +1,6 @@
-"""Contrastive loss of the paper (Fang et al. 2024, Eq. 4): softmax cross-entropy of the positive.
+"""Contrastive loss: softmax cross-entropy of the positive.
+
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3 (Eq. 4):
 
     L = -(1/B) sum_i log( e^{s(q_i,p_i+)/t} / (e^{s(q_i,p_i+)/t} + sum_j e^{s(q_i,n_j)/t}) )
 

@@ -1,4 +1,6 @@
-"""One optimiser step's loss (Fang et al. 2024, Section 3.4), and the optimiser it feeds.
+"""One optimiser step's loss, and the optimiser it feeds.
+
+Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3.4 (training setup).
 
 Each step: B pre-tokenised (query, positive) pairs in a seeded order, ``negatives`` corpus
 passages shared by the batch (keyed by (seed, step)), one forward for queries and one for all

@@ -28,7 +28,7 @@ def test_paper_counts(name, expected):
 
 
 def test_other_miniatures_and_ernie_match_paper_millions():
-    # PAPER.md: L6 H256 5.00M, L10 H512 32.18M; ERNIE nano 5.03M, micro 7.54M
+    # the paper's sizes: L6 H256 5.00M, L10 H512 32.18M; ERNIE nano 5.03M, micro 7.54M
     assert round(count_non_embedding_params(get_rung("bert-L6-H256")) / 1e6, 2) == 5.00
     assert round(count_non_embedding_params(get_rung("bert-L10-H512")) / 1e6, 2) == 32.18
     assert round(count_non_embedding_params(get_rung("ernie-nano")) / 1e6, 2) == 5.03
