@@ -31,7 +31,12 @@ from densescale.report.html import Section, render
 from densescale.report.laws import fit_laws
 from densescale.report.runs import done_rows, ranking_section, runs_section, validity_section
 from densescale.study.results import read_results
-from densescale.utils import atomic_write_json, atomic_write_text, git_commit
+from densescale.utils import (
+    atomic_write_json,
+    atomic_write_text,
+    git_commit,
+    prepare_output_dir,
+)
 
 
 def load_runs(results: str) -> pd.DataFrame:
@@ -144,9 +149,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
     """
     results = str(results)
     out = Path(out)
-    figs, fits = out / "figures", out / "fits"
-    figs.mkdir(parents=True, exist_ok=True)
-    fits.mkdir(parents=True, exist_ok=True)
+    figs, fits = prepare_output_dir(out / "figures"), prepare_output_dir(out / "fits")
     runs = load_runs(results)
     done = done_rows(runs)
     if done.empty:

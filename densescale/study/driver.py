@@ -28,6 +28,7 @@ from densescale.study.executors import make_executor
 from densescale.study.runner import Task, finished_result, make_task, prepare_study_tokenizer
 from densescale.study.spec import StudySpec, load_spec
 from densescale.study.store import COLUMNS, Store, now, url_of
+from densescale.utils import prepare_output_dir
 
 
 def _log(msg: str) -> None:
@@ -100,7 +101,7 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
 def _driver_lock(folder: Path):
     """An exclusive lock on <output_dir>/.driver.lock: one driver per study at a time (the OS
     drops it when the process dies, so a killed driver never blocks its restart)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(folder)
     f = open(folder / ".driver.lock", "a+")
     try:
         import fcntl
@@ -246,17 +247,19 @@ def results_frame(spec_or_db: StudySpec | str | os.PathLike) -> pd.DataFrame:
 def export(spec_or_db: StudySpec | str | os.PathLike, csv: str | None = None,
            parquet: str | None = None) -> int:
     """Write the results table to CSV and/or Parquet (atomically); returns the row count."""
-    from densescale.utils import atomic_write_bytes
+    from densescale.utils import atomic_write_files
 
     if not csv and not parquet:
         raise DenseScaleError("export needs --csv FILE or --parquet FILE")
     df = results_frame(spec_or_db)
+    files: dict[str, bytes] = {}
     if csv:
-        atomic_write_bytes(csv, df.to_csv(index=False).encode("utf-8"))
+        files[csv] = df.to_csv(index=False).encode("utf-8")
     if parquet:
         import io
 
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(parquet, buf.getvalue())
+        files[parquet] = buf.getvalue()
+    atomic_write_files(files)  # both or neither
     return len(df)

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from densescale.errors import DenseScaleError
+from densescale.utils import prepare_output_dir
 
 SCHEMA_VERSION = 2
 STATUSES = ("pending", "running", "done", "failed")
@@ -133,7 +134,8 @@ class Store:
             if not create and not path.exists():
                 raise DenseScaleError(f"results database {path} does not exist (run the study "
                                       "first)")
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                prepare_output_dir(path.parent)
         self.where = str(u.database) if u.get_backend_name() == "sqlite" else \
             u.render_as_string(hide_password=True)
         self.engine = sa.create_engine(self.url, future=True)

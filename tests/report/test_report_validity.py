@@ -97,3 +97,18 @@ def test_seed_spread_beside_residuals(report):
     assert all(p["seed sd"] > 0 and np.isfinite(p["fit residual"]) for p in spread)
     assert "Seed spread beside the fit residuals" in html
     assert len(s["laws"]["model"]["seed_spread"]) == 2  # both at the largest D
+
+
+def test_report_out_under_a_regular_file_is_one_error_line(tmp_path):
+    import subprocess
+    import sys
+
+    csv = tmp_path / "r.csv"
+    pd.DataFrame([dict(n=n, d=1000, annotation="human", contrastive_entropy=_joint(n, 1000),
+                       status="done") for n in NS]).to_csv(csv, index=False)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = subprocess.run([sys.executable, "-m", "densescale", "report", "--results", str(csv),
+                          "--out", str(blocker / "rep")], capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"error: {blocker / 'rep'}" in out.stderr

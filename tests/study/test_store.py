@@ -192,3 +192,16 @@ def test_corrupt_database_is_one_error_line_naming_it(tmp_path):
         assert "Traceback" not in out.stderr
     assert not (tmp_path / "x.csv").exists()
     assert db.read_bytes().startswith(b"this is not a database")  # left as it was
+
+
+def test_output_under_a_regular_file_is_one_error_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({"name": "s", "dataset": "squad_v11", "ladder": ["bert-tiny"],
+                                 "train_sizes": [10], "output_dir": str(blocker / "out")}))
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "run", str(p)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"error: {blocker / 'out'}" in out.stderr and "is a file" in out.stderr
+    assert blocker.read_text() == "not a folder"
