@@ -44,7 +44,8 @@ class _LineWriter:
 
 def progress_bar(iterable: Any, desc: str, enabled: bool, **kw: Any) -> Any:
     """tqdm on stderr when ``enabled``: a live bar on a terminal, otherwise a line every 10 s
-    (so a long run is not silent in a log)."""
+    (so a long run is not silent in a log). ``iterable=None`` gives a manual bar
+    (``total=``, ``.update(n)``), or None when not enabled."""
     import sys
 
     if not enabled:
@@ -195,14 +196,18 @@ def encode_texts(encoder: Encoder, texts: Sequence[str], kind: str, batch_size: 
     n = len(texts)
     order = np.argsort(-np.fromiter((len(t) for t in texts), dtype=np.int64, count=n),
                        kind="stable")
-    chunk = max(batch_size * 16, 1)
+    chunk = max(batch_size * 4, 1)  # whole batches: the same batches as one call would make
     parts = []
-    for start in progress_bar(range(0, n, chunk), desc or f"encode {kind}", progress,
-                              unit="chunk"):
+    bar = progress_bar(None, desc or f"encode {kind}", progress, total=n, unit="text")
+    for start in range(0, n, chunk):
         idx = order[start:start + chunk]
         with torch.no_grad():
             parts.append(encoder.encode([texts[i] for i in idx], kind=kind,
                                         batch_size=batch_size).float().cpu())
+        if bar is not None:
+            bar.update(len(idx))
+    if bar is not None:
+        bar.close()
     if not parts:
         return torch.empty(0, 0)
     emb = torch.cat(parts)  # [n, dim] in length order
