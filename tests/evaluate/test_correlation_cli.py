@@ -30,6 +30,9 @@ def test_correlate_hand_values():
     assert c["nDCG@10"]["pearson"] == pytest.approx(r, abs=1e-12)
     assert c["nDCG@10"]["n"] == 4
     assert math.isnan(correlate(ROWS[:2])["nDCG@10"]["pearson"])  # too few models
+    rows = [{"contrastive_entropy": r["contrastive_entropy"], "ndcg@10": r["nDCG@10"],
+             "recall@1000": r["R@1000"], "bm25_ndcg@10": 0.6} for r in ROWS]
+    assert list(correlate(rows)) == ["ndcg@10", "recall@1000"]  # canonical keys, table order
 
 
 def test_plot_writes_png_and_svg(tmp_path):
