@@ -8,7 +8,7 @@ Settings: ``EvalConfig`` (densescale.evaluate.config), passed as ``config=`` or 
 overrides; metric names: ``densescale.evaluate.metrics``.
 
 Heavy optional parts (ranking via ir_measures, correlation via scipy/matplotlib) load lazily so
-that training can import contrastive entropy cheaply.
+that configs can import ``EvalConfig`` without loading torch.
 """
 
 from __future__ import annotations
@@ -16,16 +16,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from densescale.evaluate.config import EvalConfig
-from densescale.evaluate.contrastive_entropy import CEResult, contrastive_entropy
-from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
-from densescale.evaluate.negatives import NegativeSample, sample_negatives
 
 if TYPE_CHECKING:
+    from densescale.evaluate.contrastive_entropy import CEResult, contrastive_entropy
+    from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
+    from densescale.evaluate.negatives import NegativeSample, sample_negatives
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.correlation import correlate, plot_correlation
     from densescale.evaluate.ranking import exact_search, ranking_metrics
 
-_LAZY = {
+_LAZY = {  # torch-heavy modules load on first use, so EvalConfig (in every config) is cheap
+    "CEResult": "densescale.evaluate.contrastive_entropy",
+    "contrastive_entropy": "densescale.evaluate.contrastive_entropy",
+    "HFEncoder": "densescale.evaluate.encoders",
+    "SentenceTransformerEncoder": "densescale.evaluate.encoders",
+    "load_scorer": "densescale.evaluate.encoders",
+    "NegativeSample": "densescale.evaluate.negatives",
+    "sample_negatives": "densescale.evaluate.negatives",
     "ranking_metrics": "densescale.evaluate.ranking",
     "exact_search": "densescale.evaluate.ranking",
     "correlate": "densescale.evaluate.correlation",
