@@ -79,7 +79,7 @@ class Timer:
 
 def kernels(ds, sample, k: int) -> dict:
     """Non-encoding cost: CE scoring kernel and search + metrics on random embeddings."""
-    from densescale.evaluate.contrastive_entropy import pair_losses
+    from densescale.evaluate.entropy import pair_losses
     from densescale.evaluate.ranking import compute_metrics, exact_search
 
     g = torch.Generator().manual_seed(0)
@@ -125,7 +125,7 @@ def main() -> None:
     from densescale.evaluate import SentenceTransformerEncoder, contrastive_entropy
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.config import EvalConfig
-    from densescale.evaluate.contrastive_entropy import contrastive_entropy_from_sample
+    from densescale.evaluate.entropy import contrastive_entropy_from_sample
     from densescale.evaluate.negatives import sample_negatives
     from densescale.evaluate.ranking import ranking_metrics
     from densescale.utils import hardware_info

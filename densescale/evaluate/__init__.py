@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from densescale.evaluate.config import EvalConfig
 
 if TYPE_CHECKING:
-    from densescale.evaluate.contrastive_entropy import CEResult, contrastive_entropy
+    from densescale.evaluate.entropy import CEResult, contrastive_entropy
     from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
     from densescale.evaluate.negatives import NegativeSample, sample_negatives
     from densescale.evaluate.combined import evaluate_model
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from densescale.evaluate.ranking import exact_search, ranking_metrics
 
 _LAZY = {  # torch-heavy modules load on first use, so EvalConfig (in every config) is cheap
-    "CEResult": "densescale.evaluate.contrastive_entropy",
-    "contrastive_entropy": "densescale.evaluate.contrastive_entropy",
+    "CEResult": "densescale.evaluate.entropy",
+    "contrastive_entropy": "densescale.evaluate.entropy",
     "HFEncoder": "densescale.evaluate.encoders",
     "SentenceTransformerEncoder": "densescale.evaluate.encoders",
     "load_scorer": "densescale.evaluate.encoders",

@@ -97,7 +97,7 @@ def bm25_metrics(dataset: Any, split: str, config: EvalConfig | None = None, *,
         {canonical metric key: mean over the ranked queries} (``evaluate_model(bm25=True)``
         reports them as ``bm25_<key>``).
     """
-    from densescale.evaluate.contrastive_entropy import as_dataset
+    from densescale.evaluate.entropy import as_dataset
 
     cfg = EvalConfig.resolve(config, **overrides)
     ds = as_dataset(dataset)

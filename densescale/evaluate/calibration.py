@@ -33,7 +33,7 @@ import torch
 from densescale.data import SELECTION
 from densescale.errors import ConfigError, DataError
 from densescale.evaluate.config import EvalConfig
-from densescale.evaluate.contrastive_entropy import (
+from densescale.evaluate.entropy import (
     PassageCache,
     passage_cache_for,
     sample_logits,

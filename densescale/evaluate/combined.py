@@ -27,7 +27,7 @@ from densescale.evaluate.calibration import (
     selection_sample,
 )
 from densescale.evaluate.config import EvalConfig
-from densescale.evaluate.contrastive_entropy import (
+from densescale.evaluate.entropy import (
     as_dataset,
     as_encoder,
     contrastive_entropy_from_sample,

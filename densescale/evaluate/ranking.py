@@ -180,7 +180,7 @@ def search_run(
 
     ``on_shard(rows, embeddings)`` sees every encoded shard (evaluate_model reuses them).
     """
-    from densescale.evaluate.contrastive_entropy import encode_queries, pick_device
+    from densescale.evaluate.entropy import encode_queries, pick_device
 
     cfg = EvalConfig.resolve(config)
     qrels = ranking_queries(dataset, split, cfg.ranking_max_queries, cfg.seed)
@@ -232,7 +232,7 @@ def ranking_metrics(
         >>> ranking_metrics(scorer, "scifact", "test", k=100, metrics=("nDCG@10", "R@100"))
         {'ndcg@10': ..., 'recall@100': ...}
     """
-    from densescale.evaluate.contrastive_entropy import as_dataset, as_encoder
+    from densescale.evaluate.entropy import as_dataset, as_encoder
 
     t0 = time.perf_counter()
     cfg = EvalConfig.resolve(config, **overrides)

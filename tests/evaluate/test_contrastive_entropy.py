@@ -9,7 +9,7 @@ from _eval_helpers import ConstantEncoder, HashBowEncoder, OracleEncoder, make_d
 
 from densescale.data import open_dataset
 from densescale.evaluate import CEResult, contrastive_entropy, sample_negatives
-from densescale.evaluate.contrastive_entropy import contrastive_entropy_from_sample
+from densescale.evaluate.entropy import contrastive_entropy_from_sample
 
 
 @pytest.fixture(scope="module")
