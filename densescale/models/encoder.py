@@ -23,7 +23,13 @@ import torch
 from torch import nn
 
 from densescale.errors import ConfigError, DataError
-from densescale.models.folder import DENSESCALE_FILE, read_info, read_projection, write_folder
+from densescale.models.folder import (
+    DENSESCALE_FILE,
+    encoder_dir,
+    read_info,
+    read_projection,
+    write_folder,
+)
 from densescale.models.ladder import (
     Rung,
     resolve_rung,
@@ -165,10 +171,12 @@ class BiEncoder(nn.Module):
         return out
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+    def save(self, path: str | os.PathLike, extra: dict | None = None, *,
+             root: bool = False) -> Path:
         """Write a sentence-transformers folder (Transformer, Pooling, Dense, Normalize for
-        "cos") + densescale.json, atomically (see densescale.models.folder)."""
-        return write_folder(self, path, extra)
+        "cos") + densescale.json + README.md, atomically (see densescale.models.folder);
+        ``root=True``: the encoder at the root (standard layout)."""
+        return write_folder(self, path, extra, root=root)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> BiEncoder:
@@ -177,7 +185,7 @@ class BiEncoder(nn.Module):
 
         path = Path(path)
         info = read_info(path)
-        tdir = path / "0_Transformer"
+        tdir = encoder_dir(path)
         encoder = AutoModel.from_pretrained(str(tdir), use_safetensors=True)
         tokenizer = load_tokenizer(tdir) if (tdir / "tokenizer_config.json").exists() else None
         rung = rung_from_dict(info["rung"]) if info.get("rung") else None

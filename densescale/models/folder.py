@@ -1,18 +1,27 @@
-"""A BiEncoder's folder: sentence-transformers modules plus densescale.json.
+"""A BiEncoder's folder: sentence-transformers modules plus densescale.json and a model card.
 
     0_Transformer/  the Hugging Face encoder and its tokenizer
     1_Pooling/      mean or CLS pooling
     2_Dense/        Linear(H -> proj_dim) (absent when the model has no projection)
     N_Normalize/    L2 normalisation (cosine models only)
+    config.json, model.safetensors.index.json, tokenizer files: ``AutoModel``/``AutoTokenizer``
+                    load the encoder from the root too (the index points into 0_Transformer/)
     densescale.json rung, N, pooling, lengths, similarity and scale, free-form meta
+    README.md       model card (densescale.models.card)
 
-``SentenceTransformer(folder)`` gives the same embeddings as ``BiEncoder.encode``. The folder is
-written to a temporary sibling and renamed into place, so a reader never sees half of it.
+``root=True`` writes the standard sentence-transformers layout instead: the encoder and tokenizer
+at the root, and the projection also as ``projection.safetensors`` (an ``nn.Linear`` state dict).
+
+``SentenceTransformer(folder)`` gives the same embeddings as ``BiEncoder.encode``, and
+``encode_query`` / ``encode_document`` truncate at the query / passage length (the Transformer
+module's ``query_length`` / ``document_length``). The folder is written to a temporary sibling and
+renamed into place, so a reader never sees half of it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -21,24 +30,39 @@ from typing import Any
 import torch
 
 DENSESCALE_FILE = "densescale.json"
+CARD_FILE = "README.md"
+PROJECTION_FILE = "projection.safetensors"
 FORMAT = "densescale-biencoder-v1"
 
 
-def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None) -> Path:
-    """Write ``model`` (a BiEncoder) as a sentence-transformers folder + densescale.json."""
+def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None, *,
+                 root: bool = False, run_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``model`` (a BiEncoder) as a sentence-transformers folder + densescale.json.
+
+    Args:
+        model: the BiEncoder.
+        path: the folder (replaced as a whole).
+        extra: more keys for densescale.json (step, selection CE, ...).
+        root: the encoder at the root (standard layout) instead of ``0_Transformer/``.
+        run_dir: training output whose config.json/summary.json the card reports (default: the
+            folder's parent).
+    """
     from safetensors.torch import save_file
+
+    from densescale.models.card import model_card, run_files
 
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tdir = tmp / "0_Transformer"
+    tdir = tmp if root else tmp / "0_Transformer"
     tdir.mkdir(parents=True)
     _save_quietly(model.encoder, tdir)
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(tdir))
     hidden = model.encoder.config.hidden_size
-    _json(tdir / "sentence_bert_config.json",
-          {"max_seq_length": model.passage_max_len, "do_lower_case": False})
+    _json(tdir / "sentence_bert_config.json", {
+        "max_seq_length": model.passage_max_len, "do_lower_case": False,
+        "query_length": model.query_max_len, "document_length": model.passage_max_len})
     _json(tmp / "1_Pooling" / "config.json", {
         "word_embedding_dimension": hidden,
         "pooling_mode_cls_token": model.pooling == "cls",
@@ -46,14 +70,17 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None)
         "pooling_mode_max_tokens": False,
         "pooling_mode_mean_sqrt_len_tokens": False,
     })
-    modules = [("0_Transformer", "Transformer"), ("1_Pooling", "Pooling")]
+    modules = [("" if root else "0_Transformer", "Transformer"), ("1_Pooling", "Pooling")]
     if model.proj is not None:
         _json(tmp / "2_Dense" / "config.json", {
             "in_features": hidden, "out_features": model.dim, "bias": True,
             "activation_function": "torch.nn.modules.linear.Identity"})
-        save_file({"linear.weight": model.proj.weight.detach().cpu().contiguous(),
-                   "linear.bias": model.proj.bias.detach().cpu().contiguous()},
+        weight = model.proj.weight.detach().cpu().contiguous()  # [proj_dim, H]
+        bias = model.proj.bias.detach().cpu().contiguous()  # [proj_dim]
+        save_file({"linear.weight": weight, "linear.bias": bias},
                   str(tmp / "2_Dense" / "model.safetensors"))
+        if root:
+            save_file({"weight": weight, "bias": bias}, str(tmp / PROJECTION_FILE))
         modules.append(("2_Dense", "Dense"))
     if model.similarity == "cos":
         norm = f"{len(modules)}_Normalize"
@@ -70,16 +97,51 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None)
         "similarity_fn_name": "cosine" if model.similarity == "cos" else "dot"})
     from densescale import __version__
 
-    _json(tmp / DENSESCALE_FILE, {
+    if not root:
+        _root_pointer(tmp, tdir, model.tokenizer)
+    info = {
         "format": FORMAT, "densescale_version": __version__,
         "rung": model.rung.to_dict() if model.rung else None,
         "n_params": model.num_non_embedding_params(), "n_params_total": model.num_params(),
         "proj_dim": model.proj_dim, "pooling": model.pooling,
         "query_max_len": model.query_max_len, "passage_max_len": model.passage_max_len,
         "similarity": model.similarity, "scale": model.score_scale,
-        "meta": model.meta, **(extra or {})})
+        "meta": model.meta, **(extra or {})}
+    _json(tmp / DENSESCALE_FILE, info)
+    run = run_files(Path(run_dir) if run_dir is not None else path.parent)
+    (tmp / CARD_FILE).write_text(model_card(info, run, "root" if root else "densescale"))
     _swap_into_place(tmp, path)
     return path
+
+
+def _root_pointer(folder: Path, tdir: Path, tokenizer: Any) -> None:
+    """Make ``AutoModel.from_pretrained(folder)`` load the encoder in ``tdir`` without a second
+    copy of its weights: the root gets its config.json, a safetensors index whose shards are the
+    files inside ``tdir``, and the tokenizer (small)."""
+    from safetensors import safe_open
+
+    shutil.copyfile(tdir / "config.json", folder / "config.json")
+    sub = tdir.relative_to(folder).as_posix()
+    index = tdir / "model.safetensors.index.json"
+    if index.exists():  # a sharded save: re-point its shards
+        idx = json.loads(index.read_text())
+        idx["weight_map"] = {k: f"{sub}/{v}" for k, v in idx["weight_map"].items()}
+    else:
+        weight_map, total = {}, 0
+        with safe_open(str(tdir / "model.safetensors"), "pt") as f:
+            for k in f.keys():
+                sl = f.get_slice(k)
+                n = math.prod(sl.get_shape())
+                total += n * _DTYPE_BYTES.get(sl.get_dtype(), 4)
+                weight_map[k] = f"{sub}/model.safetensors"
+        idx = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    _json(folder / "model.safetensors.index.json", idx)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder))
+
+
+_DTYPE_BYTES = {"F64": 8, "I64": 8, "F32": 4, "I32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                "I8": 1, "U8": 1, "BOOL": 1}
 
 
 def _save_quietly(encoder: Any, folder: Path) -> None:
@@ -109,7 +171,8 @@ def read_info(path: Path) -> dict[str, Any]:
 
 
 def read_projection(path: Path) -> dict[str, torch.Tensor] | None:
-    """Weight and bias of the Dense module, or None when the folder has none."""
+    """Weight [proj_dim, H] and bias [proj_dim] of the Dense module, or None when the folder has
+    none."""
     from safetensors.torch import load_file
 
     f = path / "2_Dense" / "model.safetensors"
@@ -117,6 +180,26 @@ def read_projection(path: Path) -> dict[str, torch.Tensor] | None:
         return None
     dense = load_file(str(f))
     return {"weight": dense["linear.weight"], "bias": dense["linear.bias"]}
+
+
+def load_projection(path: str | os.PathLike) -> torch.nn.Linear | None:
+    """The projection of a saved or exported folder as an ``nn.Linear`` (None: no projection).
+
+    For users of ``AutoModel``: ``proj(mean_pooled)`` gives densescale's embedding (then
+    L2-normalise for cosine models)."""
+    dense = read_projection(Path(path))
+    if dense is None:
+        return None
+    out_dim, in_dim = dense["weight"].shape
+    proj = torch.nn.Linear(in_dim, out_dim)
+    proj.load_state_dict(dense)
+    return proj
+
+
+def encoder_dir(path: Path) -> Path:
+    """Where the HF encoder of a model folder lives: ``0_Transformer/`` or the root."""
+    sub = path / "0_Transformer"
+    return sub if sub.is_dir() else path
 
 
 def _json(path: Path, obj: Any) -> None:
