@@ -67,7 +67,8 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
                 use.attrs.update(frame.attrs)
             try:
                 if use.empty:
-                    raise DenseScaleError("no annotation type has a run that learned")
+                    raise DenseScaleError("the comparison needs at least two annotation types "
+                                          "with a learned run; none has one")
                 doc = fit_law(use, law, method=method, holdout=holdout, bootstrap=bootstrap,
                               seed=seed, out=fits / f"{law}.json", plot=figs)
             except DenseScaleError as e:

@@ -141,9 +141,10 @@ def validity_section(runs: pd.DataFrame) -> tuple[Section, dict[str, Any]]:
         out["annotations"][str(ann)] = rows[-1]
         if len(g) and bad.all():
             out["no_learned_points"].append(str(ann))
+            verdict = "." if ann == "human" else f": {ann} does not transfer at this scale."
             sec.warn(f"{ann}: none of its {len(g)} finished runs learned (each is no better "
-                     f"than its untrained start or than chance), so {ann} has no law here: "
-                     f"{ann} does not transfer at this scale.")
+                     f"than its untrained start or than chance), so {ann} has no law here"
+                     f"{verdict}")
     sec.table(pd.DataFrame(rows))
     return sec, out
 
@@ -169,12 +170,13 @@ def ranking_section(runs: pd.DataFrame) -> tuple[Section, dict[str, Any]]:
         table = pd.concat([table, pd.DataFrame([ref])], ignore_index=True)
         classes.append("reference")
     sec.table(table, row_classes=classes)
-    if "ndcg@10" in keys and "ndcg@10" in bm25:
-        best = float(done["ndcg@10"].max())
+    ok = done[~not_learned(done)]
+    if "ndcg@10" in keys and "ndcg@10" in bm25 and ok["ndcg@10"].notna().any():
+        best = float(ok["ndcg@10"].max())
         out["best_ndcg@10"], out["ratio_to_bm25"] = best, best / bm25["ndcg@10"] if \
             bm25["ndcg@10"] > 0 else math.nan
-        sec.text(f"Best model nDCG@10 {best:.4g} against BM25's {bm25['ndcg@10']:.4g} on the same "
-                 f"queries and pool ({out['ratio_to_bm25']:.0%} of BM25).")
+        sec.text(f"Best learned model: nDCG@10 {best:.4g}, against BM25's {bm25['ndcg@10']:.4g} "
+                 f"on the same queries and pool ({out['ratio_to_bm25']:.0%} of BM25).")
     elif not bm25:
         sec.text("No BM25 reference was computed (set `bm25: true` in the study's eval: block).",
                  "note")

@@ -41,6 +41,8 @@ def _print_status(summary: dict, as_json: bool) -> None:
                       fmt(p["wall_time_s"], ".1f"))
     console.print(table)
     for p in summary["points"]:
+        if p["status"] == "running" and p.get("owner"):
+            console.print(f"{p['point_key']} is running on {p['owner']}")
         if p.get("learned") is False and p["status"] == "done":
             console.print(f"[yellow]{p['point_key']}[/yellow] did not learn: "
                           f"{p.get('invalid_reason')}")

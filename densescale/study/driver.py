@@ -6,6 +6,10 @@ and a finished point leaves ``result.json`` in its folder; (3) on start, any row
 run again: ``pending`` and ``failed`` rows, and ``running`` rows left behind by a dead driver.
 So a driver killed with SIGKILL at any moment and restarted ends with exactly one row per point.
 
+Several drivers may share one results database (other machines, other output folders): each
+point is claimed in the database before it runs (``densescale.study.claims``), so every point
+is trained once; a driver leaves points another live driver holds to it.
+
 A diverged run (training raised ``TrainingDiverged``, or the evaluation gave a non-finite
 contrastive entropy) is recorded ``failed`` with its error, never ``done``, so a rerun retries it.
 """
@@ -17,18 +21,19 @@ import os
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from densescale.errors import DenseScaleError
+from densescale.study.claims import LEASE_S, Heartbeat, driver_lock, new_owner, owner_prefix
 from densescale.study.design import Point, expand
 from densescale.study.executors import make_executor
 from densescale.study.runner import Task, finished_result, make_task, prepare_study_tokenizer
 from densescale.study.spec import StudySpec, load_spec
 from densescale.study.store import COLUMNS, Store, now, url_of
-from densescale.utils import prepare_output_dir
 
 
 def _log(msg: str) -> None:
@@ -48,7 +53,7 @@ def open_study(spec: StudySpec | str | os.PathLike) -> tuple[StudySpec, list[Poi
 def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
               address: str | None = None, max_retries: int = 2, num_cpus: int | None = None,
               cpus_per_task: float = 1.0, gpus_per_task: float | None = None,
-              progress: bool = False) -> dict[str, Any]:
+              progress: bool = False, lease_s: float = LEASE_S) -> dict[str, Any]:
     """Run every point of a study that is not done yet; returns the status summary.
 
     Args:
@@ -59,14 +64,17 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
             dies is also retried by Ray itself).
         num_cpus, cpus_per_task, gpus_per_task: Ray resources (see RayExecutor).
         progress: show training progress bars (stderr).
+        lease_s: a point claimed by another driver sharing the database is taken over when
+            that driver has shown no sign of life for this many seconds.
     """
     if max_retries < 0:
         raise DenseScaleError("--max-retries must be >= 0")
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
-    lock = _driver_lock(spec.output_path)  # held until this process ends, even by SIGKILL
+    lock = driver_lock(spec.output_path)  # held until this process ends, even by SIGKILL
     try:
         spec, points, store = open_study(spec)
+        owner = new_owner(spec.output_path)
         h = spec.spec_hash
         rows = {r["point_key"]: r for r in store.rows(spec_hash=h)}
         todo = []
@@ -78,77 +86,63 @@ def run_study(spec: StudySpec | str | os.PathLike, executor: str = "local",
             values = finished_result(task)
             if values is not None and _finite(values.get("contrastive_entropy")):
                 # finished before the last driver died: record, don't re-run
-                store.upsert(h, p.key, status="done", error=None, finished_at=now(), **values)
+                store.upsert(h, p.key, status="done", error=None, finished_at=now(), owner=None,
+                             heartbeat=None, **values)
                 _log(f"{p.key}: recovered finished result")
                 continue
-            if row["status"] == "running":
-                _log(f"{p.key}: was running when the last driver stopped; resuming")
             todo.append(task)
         _log(f"{spec.name} ({h}): {len(points)} points, {len(todo)} to run, executor {executor}")
         if todo:
             prepare_study_tokenizer(spec)
             ex = make_executor(executor, address, num_cpus, cpus_per_task, gpus_per_task,
                                max_retries)
+            beat = Heartbeat(store, owner, lease_s / 4)
             try:
-                _drive(store, h, ex, todo, max_retries)
+                _drive(store, h, ex, todo, max_retries,
+                       _Claim(owner, owner_prefix(spec.output_path), lease_s))
             finally:
+                beat.stop()
                 ex.close()
         return study_status(spec, store=store, points=points)
     finally:
         lock.close()
 
 
-def _driver_lock(folder: Path):
-    """An exclusive lock on <output_dir>/.driver.lock: one driver per study at a time (the OS
-    drops it when the process dies, so a killed driver never blocks its restart)."""
-    prepare_output_dir(folder)
-    f = open(folder / ".driver.lock", "a+")
-    try:
-        import fcntl
-
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # not POSIX: no lock
-        return f
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
-        raise DenseScaleError(f"{folder}: this study is already being run by {holder}; "
-                              "wait for it or stop it first") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()} on {_host()}\n")
-    f.flush()
-    return f
-
-
 def _finite(v: Any) -> bool:
     return v is not None and math.isfinite(float(v))
 
 
-def _host() -> str:
-    import socket
+@dataclass(frozen=True)
+class _Claim:
+    owner: str
+    prefix: str  # claims of dead drivers of this folder are taken over at once
+    lease_s: float
 
-    return socket.gethostname()
 
-
-def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int) -> None:
+def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int, claim: _Claim) -> None:
     queue, in_flight, tries = deque(todo), 0, {}
     while queue or in_flight:
         while queue and in_flight < ex.capacity:
             task = queue.popleft()
             key = task.key
             row = store.row(h, key)
-            store.upsert(h, key, status="running", attempts=(row["attempts"] or 0) + 1,
-                         started_at=now(), finished_at=None)
+            if not store.claim(h, key, claim.owner, claim.lease_s, claim.prefix):
+                _log(f"{key}: being run by another driver ({row['owner'] or row['status']}); "
+                     "left to it")
+                continue
+            if row["status"] == "running":
+                _log(f"{key}: was running when the last driver stopped; resuming")
             ex.submit(task)
             in_flight += 1
             _log(f"{key}: started (attempt {(row['attempts'] or 0) + 1})")
+        if not in_flight:
+            break
         task, res = ex.next_result()
         in_flight -= 1
         key = task.key
         if res.get("ok"):
-            store.upsert(h, key, status="done", error=None, finished_at=now(), **res["values"])
+            store.upsert(h, key, status="done", error=None, finished_at=now(), owner=None,
+                         heartbeat=None, **res["values"])
             v = res["values"]
             verdict = {False: f"; NOT LEARNED: {v.get('invalid_reason')}", True: "; learned"}
             _log(f"{key}: done, contrastive entropy {v['contrastive_entropy']:.4f}"
@@ -158,7 +152,8 @@ def _drive(store: Store, h: str, ex, todo: list[Task], max_retries: int) -> None
         err = res.get("error") or "unknown error"
         last = err.strip().splitlines()[-1] if err.strip() else err
         diverged = {"learned": False, "invalid_reason": last} if "TrainingDiverged" in err else {}
-        store.upsert(h, key, status="failed", error=err, finished_at=now(), **diverged)
+        store.upsert(h, key, status="failed", error=err, finished_at=now(), owner=None,
+                     heartbeat=None, **diverged)
         if tries[key] <= max_retries:
             _log(f"{key}: failed ({last}); retry {tries[key]}/{max_retries}")
             queue.append(task)
@@ -190,6 +185,7 @@ def study_status(spec: StudySpec | str | os.PathLike, store: Store | None = None
                       "contrastive_entropy": r.get("contrastive_entropy"),
                       "contrastive_entropy_stderr": r.get("contrastive_entropy_stderr"),
                       "learned": r.get("learned"), "invalid_reason": r.get("invalid_reason"),
+                      "owner": r.get("owner"),
                       "wall_time_s": r.get("wall_time_s"),
                       "error": (r.get("error") or "").strip().splitlines()[-1:] or None})
         if table[-1]["error"]:

@@ -159,7 +159,9 @@ def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
         if summary.get("finished", True) and saved and not cfg.diff(TrainConfig.make(**saved)):
             return summary  # killed after training, before the final evaluation
     resume = checkpoint_dir(out) is not None
-    summary = train_fn(cfg, resume=resume, progress=progress).to_dict()
+    # the folder belongs to this point (keyed by the settings' hash): what is not resumed is
+    # stale (an unfinished or differently configured run) and is cleared
+    summary = train_fn(cfg, resume=resume, overwrite=not resume, progress=progress).to_dict()
     if not summary.get("finished", True):
         raise RuntimeError(f"training stopped at step {summary.get('steps_done')} of "
                            f"{summary.get('steps')}")

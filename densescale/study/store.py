@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from densescale.errors import DenseScaleError
 from densescale.utils import prepare_output_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("pending", "running", "done", "failed")
 RANKING = ("ndcg@10", "mrr@10", "recall@100", "recall@1000", "map")  # evaluate.metrics keys
 METRICS = ("contrastive_entropy", "contrastive_entropy_stderr", *RANKING)
@@ -57,6 +58,12 @@ V2_COLUMNS = [
     sa.Column("calibration_source", sa.String(64)),  # declared | fitted:selection
     *[sa.Column(m, sa.Float) for m in BM25],
 ]
+# schema version 3: the claim of a running point (see Store.claim)
+V3_COLUMNS = [
+    sa.Column("owner", sa.String(512)),  # "host|output_dir|pid ..." of the driver running it
+    sa.Column("heartbeat", sa.Float),  # epoch seconds of the owner's last sign of life
+]
+MIGRATIONS = {2: V2_COLUMNS, 3: V3_COLUMNS}  # version -> columns it added
 
 runs_table = sa.Table(
     "runs", metadata,
@@ -79,6 +86,7 @@ runs_table = sa.Table(
     *[sa.Column(m, sa.Float) for m in METRICS],
     sa.Column("best_step", sa.Integer),
     *V2_COLUMNS,
+    *V3_COLUMNS,
     sa.Column("train_best_contrastive_entropy", sa.Float),  # training's own eval (eval_pairs)
     sa.Column("train_final_contrastive_entropy", sa.Float),
     sa.Column("wall_time_s", sa.Float),  # training + final evaluation
@@ -187,8 +195,8 @@ class Store:
             raise DenseScaleError(f"results database {self.url} holds no densescale results")
 
     def _migrate(self, version: int) -> None:
-        """Bring a schema-1 database to the current schema in one transaction."""
-        if version != 1:
+        """Bring an older database to the current schema in one transaction."""
+        if version < 1:
             raise DenseScaleError(
                 f"results database {self.url} has schema version {version}; this densescale "
                 f"writes {SCHEMA_VERSION} and has no migration for it")
@@ -196,7 +204,8 @@ class Store:
         try:
             with self.engine.begin() as c:
                 have = {col["name"] for col in sa.inspect(c).get_columns("runs")}
-                for col in V2_COLUMNS:
+                for col in (c for v in range(version + 1, SCHEMA_VERSION + 1)
+                            for c in MIGRATIONS[v]):
                     if col.name not in have:
                         typ = col.type.compile(dialect=self.engine.dialect)
                         c.execute(sa.text(f"ALTER TABLE runs ADD COLUMN {quote(col.name)} {typ}"))
@@ -249,6 +258,41 @@ class Store:
                 elif bool(row["heldout"]) != bool(p["heldout"]):
                     c.execute(runs_table.update().where(runs_table.c.id == row["id"]).values(
                         heldout=bool(p["heldout"]), updated_at=t))
+
+    def claim(self, spec_hash: str, point_key: str, owner: str, lease_s: float,
+              takeover_prefix: str | None = None) -> bool:
+        """Atomically mark a point ``running`` for ``owner``; False when another live driver
+        holds it (or it is done).
+
+        Claimable: pending and failed rows, "done" rows without a contrastive entropy (a
+        diverged run of an older version), and running rows whose owner's heartbeat is older
+        than ``lease_s`` seconds, has none, or whose owner starts with ``takeover_prefix`` (a
+        dead driver of the caller's own output folder, which the caller's file lock proves
+        dead). One conditional UPDATE: the database lets exactly one of several racing
+        drivers win, on SQLite and on PostgreSQL alike.
+        """
+        t, c_ = time.time(), runs_table.c
+        live = c_.heartbeat >= t - lease_s
+        if takeover_prefix is not None:
+            live = live & ~c_.owner.startswith(takeover_prefix, autoescape=True)
+        claimable = (c_.status.in_(("pending", "failed"))
+                     | ((c_.status == "done") & c_.contrastive_entropy.is_(None))
+                     | ((c_.status == "running") & (c_.owner.is_(None) | (c_.owner == owner)
+                                                    | c_.heartbeat.is_(None) | ~live)))
+        q = runs_table.update().where((c_.spec_hash == spec_hash) & (c_.point_key == point_key)
+                                      & claimable).values(
+            status="running", owner=owner, heartbeat=t, attempts=c_.attempts + 1,
+            started_at=now(), finished_at=None, updated_at=now())
+        with self.errors(), self.engine.begin() as c:
+            return c.execute(q).rowcount == 1
+
+    def heartbeat(self, owner: str) -> None:
+        """Refresh the lease of every point ``owner`` is running."""
+        q = runs_table.update().where((runs_table.c.owner == owner)
+                                      & (runs_table.c.status == "running")).values(
+            heartbeat=time.time())
+        with self.errors(), self.engine.begin() as c:
+            c.execute(q)
 
     # ------------------------------------------------------------------------ reads
     def rows(self, spec_hash: str | None = None) -> list[dict]:

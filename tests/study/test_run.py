@@ -213,6 +213,26 @@ def test_diverged_point_ends_failed_and_a_rerun_retries_it(env, tmp_path):
     assert Store(db).rows()[0]["attempts"] == 2
 
 
+def test_two_drivers_sharing_a_database_train_each_point_once(env, tmp_path):
+    """Two studies with different output folders and one results database (as on two machines
+    sharing a server): every point is claimed in the database, so each is trained once."""
+    db = f"sqlite:///{tmp_path / 'shared.db'}"
+    specs = [write_tiny(tmp_path / name, database=db) for name in ("a", "b")]
+    procs = [_cli("run", str(p), "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for p in specs]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err.decode()[-3000:]
+    rows = Store(tmp_path / "shared.db").rows()
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"done"}
+    assert [r["attempts"] for r in rows] == [1, 1, 1, 1]
+    trained = [d.name for name in ("a", "b")
+               for d in (tmp_path / name / "out" / "runs").glob("*/*")
+               if (d / "result.json").exists()]
+    assert sorted(trained) == sorted(r["point_key"] for r in rows)  # each once, in one folder
+    assert {r["owner"] for r in rows} == {None}
+
+
 def test_report_and_fit_read_the_study(reference, tmp_path):
     """The study's database feeds `report` and `fit` directly; laws with too few points are
     named as not fitted (2 rungs x 2 sizes cannot identify any law)."""

@@ -111,9 +111,10 @@ def test_expand_matches_rows_created(tmp_path):
 
 
 def test_second_driver_is_refused_while_first_holds_the_lock(tmp_path):
-    from densescale.study.driver import _driver_lock, run_study
+    from densescale.study.claims import driver_lock
+    from densescale.study.driver import run_study
 
-    lock = _driver_lock(tmp_path / "out")
+    lock = driver_lock(tmp_path / "out")
     try:
         with pytest.raises(DenseScaleError, match="already being run by pid"):
             run_study(_spec(tmp_path))
@@ -205,3 +206,28 @@ def test_output_under_a_regular_file_is_one_error_line(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"error: {blocker / 'out'}" in out.stderr and "is a file" in out.stderr
     assert blocker.read_text() == "not a folder"
+
+
+def test_point_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
+    """One conditional UPDATE per claim: a live driver's point is refused to others; a claim
+    whose heartbeat is older than the lease, or left by a dead driver of the same folder, is
+    taken over; done points are never claimed."""
+    import time
+
+    store = Store(tmp_path / "r.db")
+    for key in ("p1", "p2", "p3"):
+        store.upsert("h", key, rung="r", d=1, annotation="human", seed=1)
+    assert store.claim("h", "p1", "hostA|/a|pid 1", lease_s=60)
+    assert not store.claim("h", "p1", "hostB|/b|pid 2", lease_s=60)  # A is alive
+    assert store.claim("h", "p1", "hostA|/a|pid 9", lease_s=60, takeover_prefix="hostA|/a|")
+    assert store.row("h", "p1")["owner"] == "hostA|/a|pid 9"
+    assert store.row("h", "p1")["attempts"] == 2
+    # a heartbeat keeps the claim; without one past the lease it goes to whoever asks
+    assert store.claim("h", "p2", "hostA|/a|pid 1", lease_s=60)
+    with store.engine.begin() as c:
+        c.execute(sa.text("UPDATE runs SET heartbeat = :t WHERE point_key = 'p2'"),
+                  {"t": time.time() - 120})
+    store.heartbeat("hostB|/b|pid 2")  # someone else's heartbeat changes nothing
+    assert store.claim("h", "p2", "hostB|/b|pid 2", lease_s=60)
+    store.upsert("h", "p3", status="done", contrastive_entropy=1.0)
+    assert not store.claim("h", "p3", "hostB|/b|pid 2", lease_s=60)
