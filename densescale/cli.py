@@ -52,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("study", "Run a study (a grid of training runs) and read its results."),
     "report": ("report", "Write a self-contained HTML report (figures inline) plus PNG/SVG "
                          "figures and fit JSONs."),
+    "export": ("export", "Export a model for transformers, sentence-transformers or Tevatron."),
     "demo": ("demo", "A complete miniature of the paper on SQuAD v1.1: train, evaluate, fit, "
                      "budget, report."),
 }

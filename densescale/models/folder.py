@@ -36,7 +36,8 @@ FORMAT = "densescale-biencoder-v1"
 
 
 def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None, *,
-                 root: bool = False, run_dir: str | os.PathLike | None = None) -> Path:
+                 root: bool = False, run_dir: str | os.PathLike | None = None,
+                 card_extra: str = "") -> Path:
     """Write ``model`` (a BiEncoder) as a sentence-transformers folder + densescale.json.
 
     Args:
@@ -46,6 +47,7 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
         root: the encoder at the root (standard layout) instead of ``0_Transformer/``.
         run_dir: training output whose config.json/summary.json the card reports (default: the
             folder's parent).
+        card_extra: Markdown appended to the model card (e.g. a target tool's section).
     """
     from safetensors.torch import save_file
 
@@ -109,7 +111,8 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
         "meta": model.meta, **(extra or {})}
     _json(tmp / DENSESCALE_FILE, info)
     run = run_files(Path(run_dir) if run_dir is not None else path.parent)
-    (tmp / CARD_FILE).write_text(model_card(info, run, "root" if root else "densescale"))
+    card = model_card(info, run, "root" if root else "densescale")
+    (tmp / CARD_FILE).write_text(card + card_extra)
     _swap_into_place(tmp, path)
     return path
 
