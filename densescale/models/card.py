@@ -113,7 +113,6 @@ def _usage(info: dict[str, Any], layout: str) -> list[str]:
     q, p = info.get("query_max_len"), info.get("passage_max_len")
     cos = info.get("similarity") == "cos"
     proj = bool(info.get("proj_dim"))
-    sub = "" if layout == "root" else ", subfolder=\"0_Transformer\""
     weights = "projection.safetensors" if layout == "root" else "2_Dense/model.safetensors"
     key = "" if layout == "root" else "linear."
     out = [
@@ -127,8 +126,8 @@ def _usage(info: dict[str, Any], layout: str) -> list[str]:
         "```", "", "transformers (the same embeddings, to float rounding):", "", "```python",
         "import torch",
         "from transformers import AutoModel, AutoTokenizer",
-        f"tok = AutoTokenizer.from_pretrained(FOLDER{sub})",
-        f"enc = AutoModel.from_pretrained(FOLDER{sub}).eval()",
+        "tok = AutoTokenizer.from_pretrained(FOLDER)",
+        "enc = AutoModel.from_pretrained(FOLDER).eval()",
     ]
     if proj:
         out += ["from safetensors.torch import load_file",
@@ -160,9 +159,10 @@ def _usage(info: dict[str, Any], layout: str) -> list[str]:
             "q = enc.encode(queries, kind=\"query\"); p = enc.encode(passages, kind=\"doc\")",
             "```"]
     if layout != "root":
-        out += ["", "`AutoModel.from_pretrained(FOLDER)` also works at the root: its "
-                "`model.safetensors.index.json` points at `0_Transformer/model.safetensors`. "
-                "It loads the encoder only; apply the pooling and the projection as above. "
+        out += ["", "`AutoModel.from_pretrained(FOLDER)` loads the encoder from the root: its "
+                "`model.safetensors.index.json` points at `0_Transformer/model.safetensors` (one "
+                "copy of the weights). It loads the encoder only; apply the pooling and the "
+                "projection as above. "
                 "`densescale export --format hf` writes a folder with the encoder at the root."]
     return out
 

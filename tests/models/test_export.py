@@ -143,3 +143,21 @@ def test_export_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["export", "--model", str(run), "--format", "onnx", "--out", str(tmp_path / "t")])
     assert e.value.code == 2 and "onnx" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layout", ["export", "saved"])
+def test_the_cards_transformers_recipe_runs_and_matches(tmp_path, layout):
+    """The card's transformers snippet, executed as written, gives densescale's embeddings."""
+    run, m = _run(tmp_path, similarity="cos", scale=10.0)
+    folder = run / "best"
+    if layout == "export":
+        folder = tmp_path / "hf"
+        export_model(run, "hf", folder)
+    card = (folder / "README.md").read_text()
+    snippet = card.split("```python\n")[2].split("```")[0]
+    assert "AutoModel.from_pretrained(FOLDER)" in snippet
+    scope: dict = {"FOLDER": str(folder)}
+    exec(snippet, scope)  # noqa: S102 - the card's own code
+    for kind, n in (("query", 6), ("doc", 12)):
+        torch.testing.assert_close(scope["embed"](TEXTS, n), m.encode(TEXTS, kind),
+                                   rtol=1e-5, atol=1e-5)

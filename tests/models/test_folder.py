@@ -117,3 +117,24 @@ def test_root_layout_loads_everywhere(tmp_path):
                                rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(_hf_embed(r, LONG + TEXTS, 6, pooling="cls"), ref,
                                rtol=1e-5, atol=1e-5)
+
+
+def test_pretrained_minilm_long_queries_and_root_reload(minilm_dir, tmp_path):
+    """The issue's case on a real vocabulary: queries longer than the query length embed in
+    sentence-transformers exactly as in densescale (they used to be cut at the passage length);
+    a saved folder is also a valid pretrained source (AutoModel at its root)."""
+    from sentence_transformers import SentenceTransformer
+
+    m = build_model(str(minilm_dir), init="pretrained", seed=0, query_max_len=8,
+                    passage_max_len=24)
+    m.save(tmp_path / "m")
+    st = SentenceTransformer(str(tmp_path / "m"), device="cpu")
+    queries = LONG + ["who wrote the declaration of independence of the united states of america"]
+    ref = m.encode(queries, "query")
+    torch.testing.assert_close(torch.as_tensor(st.encode_query(queries)), ref,
+                               rtol=1e-5, atol=1e-5)
+    assert (torch.as_tensor(st.encode_document(queries)) - ref).abs().max() > 1e-2
+    again = build_model(str(tmp_path / "m"), init="pretrained", seed=0, proj_dim=0)
+    assert torch.equal(again.encoder.embeddings.word_embeddings.weight,
+                       m.encoder.embeddings.word_embeddings.weight)
+    torch.testing.assert_close(_hf_embed(tmp_path / "m", queries, 8), ref, rtol=1e-5, atol=1e-5)
