@@ -16,7 +16,11 @@ def report(
     seed: int = typer.Option(0, help="Bootstrap seed."),
     holdout: str | None = typer.Option(None, help="'largest' or a file; default: the study's "
                                           "held-out marks."),
-    metric: str = typer.Option("contrastive_entropy", help="Metric column to fit."),
+    metric: str = typer.Option("contrastive_entropy", help="Metric column to fit: "
+                               "contrastive_entropy (raw, the paper's) or "
+                               "contrastive_entropy_calibrated (at the model's own scale)."),
+    include_not_learned: bool = typer.Option(False, help="Fit the points that did not learn "
+                                             "too (left out by default, and named)."),
     method: str = typer.Option("lsq", help="lsq (the paper's least squares) or huber (Huber "
                                "loss on log residuals; robust when the metric spans decades)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -25,9 +29,12 @@ def report(
     from densescale.report.report import argv_command, make_report
 
     summary = make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
-                          metric=metric, method=method, commands=[argv_command()])
+                          metric=metric, method=method, include_not_learned=include_not_learned,
+                          commands=[argv_command()])
     if as_json:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        from densescale.evaluate.cli import json_safe
+
+        typer.echo(json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))
     else:
         typer.echo(f"report: {summary['html']} ({summary['n_runs']} runs, "
                    f"{len(summary['figures'])} figures)")

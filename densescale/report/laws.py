@@ -45,7 +45,7 @@ def _caption(stem: str) -> str:
 
 def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootstrap: int,
              seed: int, holdout: str | None, metric: str, method: str,
-             never_learned: tuple[str, ...] = ()
+             include_not_learned: bool = False, never_learned: tuple[str, ...] = ()
              ) -> tuple[list[Section], dict[str, Any], dict[str, str]]:
     """Fit every law; returns (sections, fitted documents by law, errors by law).
 
@@ -70,7 +70,8 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
                     raise DenseScaleError("the comparison needs at least two annotation types "
                                           "with a learned run; none has one")
                 doc = fit_law(use, law, method=method, holdout=holdout, bootstrap=bootstrap,
-                              seed=seed, out=fits / f"{law}.json", plot=figs)
+                              seed=seed, include_not_learned=include_not_learned,
+                              out=fits / f"{law}.json", plot=figs)
             except DenseScaleError as e:
                 err = str(e)
         if doc is None:
@@ -89,7 +90,7 @@ def _excluded(sec: Section, doc: dict[str, Any]) -> None:
     if not excl:
         return
     sec.text(f"Left out: {len(excl)} point(s) that did not learn (greyed below; "
-             "`densescale fit --include-not-learned` keeps them).")
+             "--include-not-learned keeps them).")
     table = pd.DataFrame([{"point": p.get("label"), "value": p.get("y"),
                            "reason": p.get("reason")} for p in excl])
     sec.table(table, row_classes=["excluded"] * len(table))
@@ -128,7 +129,7 @@ def seed_spread(frame: pd.DataFrame | None, law: str, fit: dict[str, Any]) -> pd
         return pd.DataFrame()
     rows, _ = select_rows(frame, law, None)
     if "learned" in rows.columns:
-        rows = rows[rows["learned"].map(lambda v: v is None or bool(v))]
+        rows = rows[rows["learned"].map(lambda v: v is None or pd.isna(v) or bool(v))]
     groups = seed_groups(rows)
     if groups.empty:
         return groups
@@ -152,6 +153,9 @@ def law_section(law: str, doc: dict[str, Any] | None, err: str | None,
     sec.text(f"Fitted on the {what}.")
     sec.text(f"Rows used: {doc.get('selection')} ({doc.get('n_rows')} rows).", "note")
     _excluded(sec, doc)
+    for w in doc.get("warnings") or []:  # validity notes: unknown, or included on request
+        if not w.startswith("excluded"):
+            sec.warn(w)
     if law == "annotations":
         _annotations(sec, doc)
     else:

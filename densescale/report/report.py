@@ -26,6 +26,7 @@ import pandas as pd
 
 from densescale import __version__
 from densescale.errors import DenseScaleError
+from densescale.evaluate.cli import json_safe
 from densescale.evaluate.metrics import RANKING_KEYS
 from densescale.report.html import Section, render
 from densescale.report.laws import fit_laws
@@ -127,7 +128,8 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
                 holdout: str | None = None, metric: str = "contrastive_entropy",
                 method: str = "lsq", budgets: tuple[float, ...] = (1e4, 2e4, 5e4, 1.5e5),
                 inference_budgets: tuple[float, ...] = (1e6, 1e7),
-                title: str | None = None, commands: list[str] | None = None) -> dict[str, Any]:
+                title: str | None = None, commands: list[str] | None = None,
+                include_not_learned: bool = False) -> dict[str, Any]:
     """Fit every law on a study's results and write ``<out>/index.html`` plus figures and fits.
 
     Args:
@@ -143,6 +145,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         inference_budgets: budgets ($) optimised with inference cost.
         title: page title.
         commands: the command lines that produced the results (shown in the report).
+        include_not_learned: fit the points that did not learn too (left out by default).
 
     Returns:
         A JSON-able summary: paths, fitted constants, held-out errors, budget rows.
@@ -163,8 +166,9 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         warnings.simplefilter("ignore")
         sections, docs, summary["errors"] = fit_laws(
             results, runs, figs, fits, bootstrap=bootstrap, seed=seed, holdout=holdout,
-            metric=metric, method=method,
-            never_learned=tuple(summary["validity"]["no_learned_points"]))
+            metric=metric, method=method, include_not_learned=include_not_learned,
+            never_learned=() if include_not_learned else tuple(
+                summary["validity"]["no_learned_points"]))
         for law, doc in docs.items():
             summary["laws"][law] = {k: doc[k] for k in ("fit", "holdout", "laws", "crossings",
                                                         "excluded", "seed_spread") if k in doc}
@@ -188,7 +192,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
     atomic_write_text(out / "index.html", page)
     summary["html"] = str(out / "index.html")
     summary["figures"] = sorted(str(p) for p in figs.rglob("*.png"))
-    atomic_write_json(out / "report.json", summary)
+    atomic_write_json(out / "report.json", json_safe(summary))
     return summary
 
 

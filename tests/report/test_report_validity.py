@@ -112,3 +112,17 @@ def test_report_out_under_a_regular_file_is_one_error_line(tmp_path):
                           "--out", str(blocker / "rep")], capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"error: {blocker / 'rep'}" in out.stderr
+
+
+def test_include_not_learned_fits_them_and_says_so(tmp_path):
+    rows = [dict(n=n, d=1000, annotation="human", contrastive_entropy=_joint(n, 1000),
+                 status="done", learned=True) for n in NS]
+    rows.append(dict(n=NS[0] / 2, d=1000, annotation="human", contrastive_entropy=40.0,
+                     status="done", learned=False, invalid_reason="not below chance"))
+    pd.DataFrame(rows).to_csv(tmp_path / "r.csv", index=False)
+    s = make_report(tmp_path / "r.csv", tmp_path / "a", bootstrap=0)
+    assert s["laws"]["model"]["fit"]["n_points"] == 5 and s["laws"]["model"]["excluded"]
+    s = make_report(tmp_path / "r.csv", tmp_path / "b", bootstrap=0, include_not_learned=True)
+    assert s["laws"]["model"]["fit"]["n_points"] == 6 and not s["laws"]["model"]["excluded"]
+    assert "included 1 point(s) that did not learn" in Path(s["html"]).read_text()
+    json.loads((tmp_path / "b" / "report.json").read_text(), parse_constant=pytest.fail)
