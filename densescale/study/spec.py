@@ -280,8 +280,9 @@ class StudySpec(_Strict):
         Excluded: name, output_dir, database (where results go), and the lists that only choose
         points (ladder.rungs, train_sizes, seeds, design, heldout): adding a rung, size or seed to a
         study keeps its finished rows valid. A point's own rung/D/annotation/seed is in its key.
-        ``train`` enters as its fields that differ from TrainConfig's defaults, so two spellings
-        of one configuration (legacy flat ``eval_*`` keys, or ``selection:``) hash alike.
+        ``train`` and ``eval`` enter as their fields that differ from the defaults, so two
+        spellings of one configuration (legacy flat ``eval_*`` keys, or ``selection:``) hash
+        alike, and a densescale that adds a setting keeps finished rows valid.
         """
         return {
             "dataset": self.dataset,
@@ -291,7 +292,7 @@ class StudySpec(_Strict):
             "annotations": {a.name: {"path": a.path, "split": a.split} for a in self.annotations},
             "selection": self.selection,
             "train": self.train.model_dump(mode="json", exclude_defaults=True),
-            "eval": self.eval.to_dict(),
+            "eval": self.eval.model_dump(mode="json", exclude_defaults=True),
         }
 
     @property

@@ -110,6 +110,13 @@ def test_spec_hash_ignores_where_results_go_and_point_lists():
     assert parse_spec({**BASE, "train": {"steps": 5}}).spec_hash != h
     assert parse_spec({**BASE, "eval": {"negatives": 8}}).spec_hash != h
     assert parse_spec({**BASE, "eval_split": "dev"}).spec_hash != h
+    assert parse_spec({**BASE, "selection": "reported"}).spec_hash != h
+    # settings enter by value: a default spelled out, or a legacy key, hashes alike
+    assert parse_spec({**BASE, "train": {"steps": 10_000}, "eval": {"negatives": 256}}
+                      ).spec_hash == h
+    legacy = parse_spec({**BASE, "train": {"eval_pairs": 32}}).spec_hash
+    assert legacy == parse_spec({**BASE, "train": {"selection": {
+        "repeats": 1, "max_pairs": 32, "ranking": False}}}).spec_hash != h
 
 
 @pytest.mark.parametrize("name, n_points, n_rungs", [
