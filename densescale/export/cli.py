@@ -26,6 +26,9 @@ def export(
                                  "DenseModel loads (models without a projection)."),
     out: str = typer.Option(..., "--out", help="Output folder (must be empty or absent)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+    st_compat: bool = typer.Option(
+        False, "--st-compat", help="Loadable by sentence-transformers 3-5 too (they refuse the "
+        "per-task lengths; their encode_query then cuts queries at the passage length)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Export a model so that other tools load it with the same embeddings.
@@ -38,7 +41,7 @@ def export(
     """
     from densescale.export.formats import export_model
 
-    res = export_model(model, fmt.value, out, overwrite=overwrite)
+    res = export_model(model, fmt.value, out, overwrite=overwrite, st_compat=st_compat)
     if as_json:
         typer.echo(json.dumps(res, indent=2))
         return

@@ -47,7 +47,7 @@ def resolve_model_dir(path: str | os.PathLike) -> tuple[Path, Path | None]:
 
 
 def export_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *,
-                 overwrite: bool = False) -> dict[str, Any]:
+                 overwrite: bool = False, st_compat: bool = False) -> dict[str, Any]:
     """Write ``model`` (a model folder or a training run) in format ``fmt`` to folder ``out``.
 
     Args:
@@ -55,6 +55,8 @@ def export_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *,
         fmt: "hf" or "tevatron".
         out: output folder; must be empty or absent unless ``overwrite``.
         overwrite: replace a non-empty ``out``.
+        st_compat: loadable by sentence-transformers 3-5 too: no per-task lengths in the
+            Transformer module (their ``encode_query`` cuts queries at the passage length).
 
     Returns:
         A JSON-able description: format, source, out, files, n_params, dim, similarity, scale,
@@ -88,7 +90,8 @@ def export_model(model: str | os.PathLike, fmt: str, out: str | os.PathLike, *,
                        **({"tevatron_args": tev} if tev else {})}
     prepare_output_dir(out)
     write_folder(enc, out, extra, root=True, run_dir=run,
-                 card_extra=_tevatron_card(tev) if tev else "")
+                 card_extra=_tevatron_card(tev) if tev else "",
+                 task_lengths=False if st_compat else None)
     files = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())
     return {"format": fmt, "source": str(folder), "run": str(run) if run else None,
             "out": str(out), "files": files, "n_params": enc.num_non_embedding_params(),

@@ -42,7 +42,7 @@ def run_files(run_dir: Path) -> dict[str, dict]:
 
 
 def model_card(info: dict[str, Any], run: dict[str, dict] | None = None,
-               layout: str = "densescale") -> str:
+               layout: str = "densescale", task_lengths: bool = True) -> str:
     """Markdown model card of a model folder.
 
     Args:
@@ -50,6 +50,7 @@ def model_card(info: dict[str, Any], run: dict[str, dict] | None = None,
         run: ``run_files`` of the training output holding the folder (may be empty).
         layout: "densescale" (encoder in ``0_Transformer/``, projection in ``2_Dense/``) or
             "root" (encoder at the root, projection also in ``projection.safetensors``).
+        task_lengths: the folder declares per-task lengths (sentence-transformers >= 6.0).
     """
     run = run or {}
     cfg, summary = run.get("config", {}), run.get("summary", {})
@@ -105,21 +106,28 @@ def model_card(info: dict[str, Any], run: dict[str, dict] | None = None,
     if summary:
         lines += ["", "## Selection (from summary.json)", "", "| | |", "|---|---|"]
         lines += [f"| {k} | {_cell(summary[k])} |" for k in RESULTS if summary.get(k) is not None]
-    lines += ["", "## Loading", "", *_usage(info, layout)]
+    lines += ["", "## Loading", "", *_usage(info, layout, task_lengths)]
     return "\n".join(lines) + "\n"
 
 
-def _usage(info: dict[str, Any], layout: str) -> list[str]:
+def _usage(info: dict[str, Any], layout: str, task_lengths: bool) -> list[str]:
     q, p = info.get("query_max_len"), info.get("passage_max_len")
+    st_q = q if task_lengths else p
     cos = info.get("similarity") == "cos"
     proj = bool(info.get("proj_dim"))
     weights = "projection.safetensors" if layout == "root" else "2_Dense/model.safetensors"
     key = "" if layout == "root" else "linear."
+    st_note = (
+        "sentence-transformers >= 6.0 (queries are cut at the query length, passages at the "
+        "passage length; older versions refuse the folder: `densescale export --format hf "
+        "--st-compat` writes one they load):" if task_lengths else
+        f"sentence-transformers (any version from 3.0; this folder declares no per-task length, "
+        f"so queries are cut at the passage length, {p} tokens: densescale and the transformers "
+        f"recipe below cut them at {q}):")
     out = [
-        "sentence-transformers (queries are cut at the query length, passages at the passage "
-        "length):", "", "```python", "from sentence_transformers import SentenceTransformer",
+        st_note, "", "```python", "from sentence_transformers import SentenceTransformer",
         "model = SentenceTransformer(FOLDER)",
-        f"q = model.encode_query(queries)      # truncated to {q} tokens",
+        f"q = model.encode_query(queries)      # truncated to {st_q} tokens",
         f"p = model.encode_document(passages)  # truncated to {p} tokens (so is model.encode)",
         "scores = q @ p.T" + (f"  # the model's own score is {info.get('scale')} * q @ p.T"
                               if cos else ""),

@@ -37,7 +37,7 @@ FORMAT = "densescale-biencoder-v1"
 
 def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None, *,
                  root: bool = False, run_dir: str | os.PathLike | None = None,
-                 card_extra: str = "") -> Path:
+                 card_extra: str = "", task_lengths: bool | None = None) -> Path:
     """Write ``model`` (a BiEncoder) as a sentence-transformers folder + densescale.json.
 
     Args:
@@ -48,6 +48,10 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
         run_dir: training output whose config.json/summary.json the card reports (default: the
             folder's parent).
         card_extra: Markdown appended to the model card (e.g. a target tool's section).
+        task_lengths: write the Transformer module's ``query_length``/``document_length``
+            (sentence-transformers >= 6.0 reads them; older versions refuse the folder). False:
+            loadable by sentence-transformers 3-5, whose ``encode_query`` then cuts queries at
+            the passage length. None: True when the installed sentence-transformers is >= 6.0.
     """
     from safetensors.torch import save_file
 
@@ -62,9 +66,13 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
     if model.tokenizer is not None:
         model.tokenizer.save_pretrained(str(tdir))
     hidden = model.encoder.config.hidden_size
-    _json(tdir / "sentence_bert_config.json", {
-        "max_seq_length": model.passage_max_len, "do_lower_case": False,
-        "query_length": model.query_max_len, "document_length": model.passage_max_len})
+    st_version = _installed_st_version()
+    if task_lengths is None:
+        task_lengths = _major(st_version) >= 6
+    st_config: dict[str, Any] = {"max_seq_length": model.passage_max_len, "do_lower_case": False}
+    if task_lengths:
+        st_config.update(query_length=model.query_max_len, document_length=model.passage_max_len)
+    _json(tdir / "sentence_bert_config.json", st_config)
     _json(tmp / "1_Pooling" / "config.json", {
         "word_embedding_dimension": hidden,
         "pooling_mode_cls_token": model.pooling == "cls",
@@ -94,9 +102,14 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
     import transformers
 
     _json(tmp / "config_sentence_transformers.json", {
-        "__version__": {"pytorch": torch.__version__, "transformers": transformers.__version__},
+        "__version__": {"sentence_transformers": st_version, "pytorch": torch.__version__,
+                        "transformers": transformers.__version__},
         "prompts": {}, "default_prompt_name": None,
-        "similarity_fn_name": "cosine" if model.similarity == "cos" else "dot"})
+        "similarity_fn_name": "cosine" if model.similarity == "cos" else "dot",
+        **({"requirements": {"sentence-transformers": {
+            "specifier": ">=6.0", "reason": "query_length/document_length of the Transformer "
+            "module (queries and passages are truncated at different lengths)"}}}
+           if task_lengths else {})})
     from densescale import __version__
 
     if not root:
@@ -111,10 +124,25 @@ def write_folder(model: Any, path: str | os.PathLike, extra: dict | None = None,
         "meta": model.meta, **(extra or {})}
     _json(tmp / DENSESCALE_FILE, info)
     run = run_files(Path(run_dir) if run_dir is not None else path.parent)
-    card = model_card(info, run, "root" if root else "densescale")
+    card = model_card(info, run, "root" if root else "densescale", task_lengths)
     (tmp / CARD_FILE).write_text(card + card_extra)
     _swap_into_place(tmp, path)
     return path
+
+
+def _installed_st_version() -> str:
+    """The installed sentence-transformers version ("0" when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sentence-transformers")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _major(v: str) -> int:
+    head = v.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _root_pointer(folder: Path, tdir: Path, tokenizer: Any) -> None:

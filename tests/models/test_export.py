@@ -161,3 +161,25 @@ def test_the_cards_transformers_recipe_runs_and_matches(tmp_path, layout):
     for kind, n in (("query", 6), ("doc", 12)):
         torch.testing.assert_close(scope["embed"](TEXTS, n), m.encode(TEXTS, kind),
                                    rtol=1e-5, atol=1e-5)
+
+
+def test_st_compat_export_declares_no_task_lengths(tmp_path):
+    """--st-compat: a sentence_bert_config.json that sentence-transformers 3-5 accept (no
+    query_length/document_length, no requirements); encode_query then cuts at the passage
+    length, as the card says."""
+    from sentence_transformers import SentenceTransformer
+
+    run, m = _run(tmp_path)
+    export_model(run, "hf", tmp_path / "new")
+    export_model(run, "hf", tmp_path / "old", st_compat=True)
+    new = json.loads((tmp_path / "new" / "sentence_bert_config.json").read_text())
+    old = json.loads((tmp_path / "old" / "sentence_bert_config.json").read_text())
+    assert new["query_length"] == 6 and set(old) == {"max_seq_length", "do_lower_case"}
+    cfg = json.loads((tmp_path / "old" / "config_sentence_transformers.json").read_text())
+    assert "requirements" not in cfg
+    st = SentenceTransformer(str(tmp_path / "old"), device="cpu")
+    torch.testing.assert_close(torch.as_tensor(st.encode_query(TEXTS)), m.encode(TEXTS, "doc"),
+                               rtol=1e-5, atol=1e-5)
+    card = (tmp_path / "old" / "README.md").read_text()
+    assert "queries are cut at the passage length, 12 tokens" in card
+    assert "--st-compat" in (tmp_path / "new" / "README.md").read_text()

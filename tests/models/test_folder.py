@@ -138,3 +138,24 @@ def test_pretrained_minilm_long_queries_and_root_reload(minilm_dir, tmp_path):
     assert torch.equal(again.encoder.embeddings.word_embeddings.weight,
                        m.encoder.embeddings.word_embeddings.weight)
     torch.testing.assert_close(_hf_embed(tmp_path / "m", queries, 8), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_task_lengths_follow_the_installed_sentence_transformers(tmp_path, monkeypatch):
+    """With sentence-transformers < 6 installed, a saved folder declares no per-task lengths
+    (those versions refuse them) and says so in its card and config."""
+    from densescale.models import folder
+
+    m = _model()
+    monkeypatch.setattr(folder, "_installed_st_version", lambda: "5.1.2")
+    m.save(tmp_path / "old")
+    st_cfg = json.loads((tmp_path / "old" / "0_Transformer" / "sentence_bert_config.json")
+                        .read_text())
+    assert "query_length" not in st_cfg and st_cfg["max_seq_length"] == 12
+    cfg = json.loads((tmp_path / "old" / "config_sentence_transformers.json").read_text())
+    assert cfg["__version__"]["sentence_transformers"] == "5.1.2" and "requirements" not in cfg
+    assert "queries are cut at the passage length" in (tmp_path / "old" / "README.md").read_text()
+    monkeypatch.setattr(folder, "_installed_st_version", lambda: "6.2.0")
+    m.save(tmp_path / "new")
+    st_cfg = json.loads((tmp_path / "new" / "0_Transformer" / "sentence_bert_config.json")
+                        .read_text())
+    assert st_cfg["query_length"] == 6 and st_cfg["document_length"] == 12
