@@ -5,11 +5,13 @@ Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3 (Eq. 1/3/5)
 ``similarity="dot"``, the default. ``similarity="cos"`` L2-normalises the embeddings and scores
 ``s(q, p) = scale * cos(v_q, v_p)``; scratch models learn with it on small data where the
 unnormalised score's scale blows up. ``proj_dim=0`` drops the projection (N then counts no
-H x 768 block). Saved folders load in sentence-transformers as well:
+H x 768 block). Saved folders load in sentence-transformers and transformers as well (see
+densescale.models.folder; ``densescale export`` writes them for other tools):
 
     enc = build_model("bert-tiny", init="scratch", corpus_for_tokenizer=ds.corpus, vocab_size=8000)
     enc.encode(["what is x?"], kind="query")           # [1, 768] float32 CPU
-    enc.save("out/best"); SentenceTransformer("out/best").encode([...])
+    enc.save("out/best"); SentenceTransformer("out/best").encode_query([...])
+    AutoModel.from_pretrained("out/best")              # the encoder; + load_projection("out/best")
 """
 
 from __future__ import annotations
