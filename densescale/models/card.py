@@ -98,7 +98,9 @@ def model_card(info: dict[str, Any], run: dict[str, dict] | None = None,
                      f"{_cell(info.get('selection_metric'))}) |")
     if cfg:
         lines += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
-        lines += [f"| {k} | {_cell(cfg[k])} |" for k in SETTINGS if cfg.get(k) is not None]
+        shown = [k for k in SETTINGS if cfg.get(k) is not None
+                 and not (k == "scale" and cfg.get("similarity") != "cos")]  # unused with dot
+        lines += [f"| {k} | {_cell(cfg[k])} |" for k in shown]
         sel = cfg.get("selection")
         if isinstance(sel, dict):
             lines.append(f"| selection | W={sel.get('negatives')}, repeats={sel.get('repeats')}, "

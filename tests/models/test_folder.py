@@ -159,3 +159,13 @@ def test_task_lengths_follow_the_installed_sentence_transformers(tmp_path, monke
     st_cfg = json.loads((tmp_path / "new" / "0_Transformer" / "sentence_bert_config.json")
                         .read_text())
     assert st_cfg["query_length"] == 6 and st_cfg["document_length"] == 12
+
+
+def test_card_shows_the_scale_only_for_cosine_runs(tmp_path):
+    for sim in ("dot", "cos"):
+        run = tmp_path / sim
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"similarity": sim, "scale": 20.0}))
+        _model(similarity=sim).save(run / "best")
+        card = (run / "best" / "README.md").read_text()
+        assert ("| scale | 20 |" in card) == (sim == "cos"), sim
