@@ -1,6 +1,6 @@
 """``densescale study run|status|export``.
 
-    densescale study run configs/tiny.yaml [--executor local|ray] [--address auto] [--json]
+    densescale study run configs/tiny.yaml [--executor local|processes|ray] [--address auto] [--json]
     densescale study status configs/tiny.yaml [--json]
     densescale study export configs/tiny.yaml --csv results.csv | --parquet results.parquet
 """
@@ -54,11 +54,13 @@ def _print_status(summary: dict, as_json: bool) -> None:
 @study_app.command("run")
 def run_cmd(
     spec: str = typer.Argument(..., help="Study spec YAML."),
-    executor: str = typer.Option("local", help="local (sequential) or ray."),
+    executor: str = typer.Option("local", help="local (sequential), processes (--num-cpus "
+                                 "points side by side on this machine) or ray."),
     address: str = typer.Option(None, help="Ray cluster address (e.g. auto); default: start a "
                                            "local Ray."),
     max_retries: int = typer.Option(2, help="Extra attempts for a failing point."),
-    num_cpus: int = typer.Option(None, help="CPUs of a local Ray instance (default: all)."),
+    num_cpus: int = typer.Option(None, help="processes: points side by side; ray: CPUs of a local "
+                                "Ray instance (default: all)."),
     cpus_per_task: float = typer.Option(1.0, help="Ray: CPUs per point without GPUs."),
     gpus_per_task: float = typer.Option(None, help="Ray: GPUs per point (default 1 if any)."),
     progress: bool = typer.Option(False, help="Show training progress bars (stderr)."),

@@ -10,7 +10,7 @@ Sections 4.1, 4.2 and 6):
 
 Plus explicit ``points``. Several designs combine as a union without duplicates, in order.
 "Largest rung" means the most non-embedding parameters (densescale.models; ladder order on ties).
-Every point is run once per seed.
+Every point is run once per seed of the study, or of its own ``seeds:`` when it lists them.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def expand(spec: StudySpec, sizes: dict[str, int | None] | None = None) -> list[
     anns = [a.name for a in spec.annotations]
 
     triples: list[tuple[str, int, str]] = []
+    point_seeds: dict[tuple[str, int, str], list[int]] = {}  # explicit points' own seeds
     for item in spec.design:
         if item == "model_sweep":
             triples += [(r, d_max, a) for a in anns for r in rungs]
@@ -93,12 +94,15 @@ def expand(spec: StudySpec, sizes: dict[str, int | None] | None = None) -> list[
                 if p.rung not in rungs:
                     raise ConfigError(f"design: points[{j}].rung: {p.rung!r} is not a rung of "
                                       f"the ladder ({', '.join(rungs)})")
-                triples.append((p.rung, p.d, p.annotation or anns[0]))
+                t = (p.rung, p.d, p.annotation or anns[0])
+                triples.append(t)
+                if p.seeds is not None:
+                    point_seeds[t] = list(dict.fromkeys(point_seeds.get(t, []) + p.seeds))
     unique = list(dict.fromkeys(triples))
 
     held = _heldout(spec, unique, r_max, d_max, anns[0])
     return [Point(r, d, a, s, (r, d, a) in held, sizes.get(r))
-            for (r, d, a) in unique for s in spec.seeds]
+            for (r, d, a) in unique for s in point_seeds.get((r, d, a), spec.seeds)]
 
 
 def _heldout(spec: StudySpec, triples: list[tuple[str, int, str]], r_max: str, d_max: int,

@@ -2,6 +2,8 @@
 driver writes the results database.
 
 - ``local``: one point after another in this process.
+- ``processes``: up to ``num_cpus`` points at a time in worker processes of this machine (spawned,
+  one point per process, so each starts clean and its memory is returned when it ends).
 - ``ray``: one Ray task per point (``num_gpus=1`` when the cluster has GPUs, else a slice of
   ``num_cpus``), results streamed back with ``ray.wait``. A worker that dies is retried by Ray
   (``max_retries`` on the task); what still fails comes back as a failed result for the driver's
@@ -49,6 +51,43 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+
+class ProcessExecutor:
+    """Runs up to ``workers`` points at a time, each in a fresh spawned process.
+
+    Args:
+        workers: points side by side (None: the machine's CPU count).
+    """
+
+    def __init__(self, workers: int | None = None):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.capacity = max(1, workers or os.cpu_count() or 1)
+        self._pool = ProcessPoolExecutor(self.capacity, mp_context=mp.get_context("spawn"),
+                                         max_tasks_per_child=1)
+        self._pending: dict[Any, Task] = {}
+
+    def submit(self, task: Task) -> None:
+        self._pending[self._pool.submit(run_point_dict, task.to_dict())] = task
+
+    def next_result(self) -> tuple[Task, dict[str, Any]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
+        fut = next(iter(done))
+        task = self._pending.pop(fut)
+        try:
+            return task, fut.result()
+        except Exception:  # noqa: BLE001 - the worker process died (e.g. killed)
+            return task, {"ok": False, "point_key": task.key, "error": traceback.format_exc()}
+
+    def close(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayExecutor:
@@ -124,6 +163,10 @@ def make_executor(name: str, address: str | None = None, num_cpus: int | None = 
         if address:
             raise ConfigError("--address only applies to --executor ray")
         return LocalExecutor()
+    if name == "processes":
+        if address:
+            raise ConfigError("--address only applies to --executor ray")
+        return ProcessExecutor(num_cpus)
     if name == "ray":
         return RayExecutor(address, num_cpus, cpus_per_task, gpus_per_task, max_retries)
-    raise ConfigError(f"--executor: unknown executor {name!r} (use local or ray)")
+    raise ConfigError(f"--executor: unknown executor {name!r} (use local, processes or ray)")

@@ -126,11 +126,22 @@ class StudyEval(EvalConfig):
 
 
 class PointSpec(_Strict):
-    """One explicit (rung, D, annotation) point; annotation defaults to the first source."""
+    """One explicit (rung, D, annotation) point; annotation defaults to the first source.
+    ``seeds`` runs this point under these seeds instead of the study's (e.g. a few points under
+    two seeds, to set the seed spread beside the fit residuals)."""
 
     rung: str
     d: int
     annotation: str | None = None
+    seeds: list[int] | None = None
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)
+                              or any(isinstance(s, bool) or s < 0 for s in v)):
+            raise ValueError("must list at least one seed >= 0, without repeats")
+        return v
 
     _d = field_validator("d")(classmethod(lambda cls, v: _positive_int(v)))
 
