@@ -158,6 +158,8 @@ class Store:
         naming the database."""
         try:
             yield
+        except sa.exc.IntegrityError:  # a race on the unique key: the caller retries
+            raise
         except sa.exc.DBAPIError as e:
             msg = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
             raise DenseScaleError(f"{self.where}: results database unreadable or unwritable: "
@@ -231,6 +233,12 @@ class Store:
                     else v) for k, v in values.items()}
         vals["updated_at"] = now()
         key = (runs_table.c.spec_hash == spec_hash) & (runs_table.c.point_key == point_key)
+        try:
+            self._upsert(key, spec_hash, point_key, vals)
+        except sa.exc.IntegrityError:  # another process inserted it meanwhile: now an update
+            self._upsert(key, spec_hash, point_key, vals)
+
+    def _upsert(self, key: Any, spec_hash: str, point_key: str, vals: dict[str, Any]) -> None:
         with self.errors(), self.engine.begin() as c:
             exists = c.execute(sa.select(runs_table.c.id).where(key)).scalar()
             if exists is None:
@@ -242,7 +250,20 @@ class Store:
 
     def sync_points(self, spec_hash: str, study: str, points: list[dict],
                     dataset: str | None = None) -> None:
-        """Make sure every point has a row (pending when new); refresh held-out labels."""
+        """Make sure every point has a row (pending when new); refresh held-out labels.
+
+        Safe against another driver of the same database doing the same at the same moment:
+        the unique (spec_hash, point_key) refuses its duplicate, and the sync is read again.
+        """
+        for attempt in range(3):
+            try:
+                return self._sync_points(spec_hash, study, points, dataset)
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def _sync_points(self, spec_hash: str, study: str, points: list[dict],
+                     dataset: str | None) -> None:
         existing = {r["point_key"]: r for r in self.rows(spec_hash=spec_hash)}
         with self.errors(), self.engine.begin() as c:
             t = now()

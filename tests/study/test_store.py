@@ -231,3 +231,28 @@ def test_point_claims_are_exclusive_and_stale_ones_are_taken_over(tmp_path):
     assert store.claim("h", "p2", "hostB|/b|pid 2", lease_s=60)
     store.upsert("h", "p3", status="done", contrastive_entropy=1.0)
     assert not store.claim("h", "p3", "hostB|/b|pid 2", lease_s=60)
+
+
+def test_two_processes_syncing_the_same_points_at_once_both_succeed(tmp_path):
+    """Drivers of one shared database create the same rows at the same moment: the unique key
+    refuses the duplicates and each sync reads again, so both end with one row per point."""
+    import threading
+
+    db = tmp_path / "r.db"
+    Store(db)
+    points = [{"point_key": f"p{i}", "rung": "r", "d": i + 1, "annotation": "human", "seed": 1,
+               "heldout": False} for i in range(200)]
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            Store(db).sync_points("h", "s", points)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=sync) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(Store(db).rows()) == 200
