@@ -108,7 +108,8 @@ def compare_annotations(rows: Any, *, metric: str = "y", method: str = "lsq",
     Args:
         rows: DataFrame (or list of dicts) with columns ``d``, ``annotation`` and the metric
             (``metric``; the normalised frame of ``read_results`` calls it ``y``); with a column
-            ``n``, each type uses its rows at its largest N.
+            ``n``, each type uses the rows of its data sweep (the N with the most distinct D,
+            largest on ties; ``frame.sweep_value``).
         method, bootstrap, level, seed, huber_delta: passed to every ``DataSizeLaw``.
         d_max: search crossings up to this data size.
 
@@ -129,7 +130,10 @@ def compare_annotations(rows: Any, *, metric: str = "y", method: str = "lsq",
     for t in types:
         sub = df[df["annotation"].astype(str) == t]
         if "n" in sub.columns and sub["n"].notna().any():
-            sub = sub[np.isclose(sub["n"].astype(float), sub["n"].max(), rtol=1e-9)]
+            from densescale.laws.frame import sweep_value
+
+            top = sweep_value(sub.astype({"n": float}), "data")
+            sub = sub[np.isclose(sub["n"].astype(float), top, rtol=1e-9)]
         sigma = None
         if "sigma" in sub.columns and np.all(np.isfinite(sub["sigma"].to_numpy(float))):
             sigma = sub["sigma"].to_numpy(float)

@@ -121,8 +121,9 @@ def select_rows(frame: pd.DataFrame, law: str,
                 annotation: str | None = None) -> tuple[pd.DataFrame, str]:
     """Rows used to fit ``law`` and a one-line note on how they were chosen.
 
-    Model law: rows of the annotation type at the largest D present (if D is recorded);
-    data law: rows at the largest N (if N is recorded); joint: all rows of the type;
+    Model law: rows of the annotation type at the D of its model sweep (``sweep_value``: the D
+    with the most distinct N, largest on ties; if D is recorded); data law: rows at the N of
+    its data sweep; joint: all rows of the type;
     "annotations": every type. Without ``annotation``, a single type is used as is and
     "human" is chosen among several.
     """
@@ -145,11 +146,22 @@ def select_rows(frame: pd.DataFrame, law: str,
         other = "d" if law == "model" else "n"
         if frame[other].notna().any():
             _need(frame, (other,))
-            top = frame[other].max()
+            top = sweep_value(frame, law)
             frame = frame[np.isclose(frame[other], top, rtol=1e-9)]
-            note += f", rows at the largest {other.upper()} = {top:.4g}"
+            note += f", rows of the sweep at {other.upper()} = {top:.4g}"
     _need(frame, need[law])
     return frame.reset_index(drop=True), note
+
+
+def sweep_value(frame: pd.DataFrame, law: str) -> float:
+    """The fixed value of the other axis for a single-axis law: the D (model law) or N (data
+    law) with the most distinct values of the swept axis, the largest on ties. For the paper's
+    designs that is the largest D (model sweep) and the largest N (data sweep); a data sweep run
+    on a mid-size rung, or a held-out point beyond the ladder, does not move it."""
+    swept, other = ("n", "d") if law == "model" else ("d", "n")
+    counts = frame.groupby(other)[swept].nunique()
+    best = counts.max()
+    return float(counts[counts == best].index.max())
 
 
 def X_of(frame: pd.DataFrame, law: str) -> np.ndarray:

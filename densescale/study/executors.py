@@ -65,12 +65,21 @@ class ProcessExecutor:
         from concurrent.futures import ProcessPoolExecutor
 
         self.capacity = max(1, workers or os.cpu_count() or 1)
-        self._pool = ProcessPoolExecutor(self.capacity, mp_context=mp.get_context("spawn"),
-                                         max_tasks_per_child=1)
+        self._new_pool = lambda: ProcessPoolExecutor(
+            self.capacity, mp_context=mp.get_context("spawn"), max_tasks_per_child=1)
+        self._pool = self._new_pool()
         self._pending: dict[Any, Task] = {}
 
     def submit(self, task: Task) -> None:
-        self._pending[self._pool.submit(run_point_dict, task.to_dict())] = task
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            fut = self._pool.submit(run_point_dict, task.to_dict())
+        except BrokenProcessPool:  # a worker died: its point was reported failed; start afresh
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            fut = self._pool.submit(run_point_dict, task.to_dict())
+        self._pending[fut] = task
 
     def next_result(self) -> tuple[Task, dict[str, Any]]:
         from concurrent.futures import FIRST_COMPLETED, wait

@@ -91,17 +91,32 @@ def test_read_csv_and_select(tmp_path):
     df = _joint_frame()
     frame = read_results(_write(tmp_path, df))
     rows, note = select_rows(frame, "model")          # human, at the largest D
-    assert len(rows) == 5 and (rows.d == 5e5).all() and "largest D" in note
+    assert len(rows) == 5 and (rows.d == 5e5).all() and "sweep at D" in note
     rows, _ = select_rows(frame, "data", "ict")       # at the largest N
     assert len(rows) == 6 and (rows.annotation == "ict").all()
     rows, _ = select_rows(frame, "joint")
     assert len(rows) == 30
     with pytest.raises(DataError, match="no rows with annotation 'llm'"):
         select_rows(frame, "joint", "llm")
+
     bad = df.copy()
     bad.loc[4, "n"] = 0
     with pytest.raises(DataError, match=r":6: column 'n' must hold positive"):
         select_rows(read_results(_write(tmp_path, bad)), "joint")
+
+
+def test_single_axis_laws_use_their_sweep_not_an_outlying_point():
+    import pandas as pd
+
+    from densescale.laws.frame import sweep_value
+
+    # a data sweep on a mid-size rung, a model sweep at D=1000, one held-out point beyond both
+    rows = [{"n": 1e5, "d": d} for d in (100, 200, 400, 800)]
+    rows += [{"n": n, "d": 1000} for n in (1e4, 3e4, 1e5, 3e5)]
+    rows += [{"n": 1e6, "d": 2000}]
+    frame = pd.DataFrame(rows)
+    assert sweep_value(frame, "data") == 1e5
+    assert sweep_value(frame, "model") == 1000
 
 
 def test_holdout_file(tmp_path):
