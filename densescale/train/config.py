@@ -146,12 +146,20 @@ class TrainConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _legacy_eval_keys(cls, data: Any) -> Any:
-        """Map the flat eval_* keys of earlier versions into ``selection``."""
-        if not isinstance(data, dict) or not LEGACY_EVAL_KEYS.keys() & data.keys():
+        """Map the flat eval_* keys of earlier versions into ``selection``; a partial
+        ``selection`` mapping is completed from the selection defaults (SELECTION_EVAL), not
+        from EvalConfig's reporting defaults."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("selection")
+        if not LEGACY_EVAL_KEYS.keys() & data.keys() and not isinstance(given, dict):
             return data
         data = dict(data)
-        sel = data.get("selection", SELECTION_EVAL)
-        sel = sel.model_dump() if isinstance(sel, EvalConfig) else dict(sel)
+        sel = SELECTION_EVAL.model_dump()
+        if isinstance(given, EvalConfig):
+            sel = given.model_dump()
+        elif isinstance(given, dict):
+            sel.update(given)
         for old, new in LEGACY_EVAL_KEYS.items():
             if old in data:
                 sel[new] = data.pop(old)

@@ -135,3 +135,12 @@ def test_bad_config_files_name_the_file(tmp_path, name, text, match):
         TrainConfig.from_file(tmp_path / name)
     with pytest.raises(DenseScaleError, match=r"missing\.json: cannot read"):
         TrainConfig.from_file(tmp_path / "missing.json")
+
+
+def test_partial_selection_block_keeps_the_selection_defaults():
+    from densescale.train.config import SELECTION_EVAL, TrainConfig
+
+    sel = TrainConfig(selection={"max_pairs": 32}).selection
+    assert sel.max_pairs == 32
+    assert (sel.repeats, sel.ranking) == (SELECTION_EVAL.repeats, SELECTION_EVAL.ranking)
+    assert TrainConfig(eval_pairs=16).selection.max_pairs == 16  # legacy flat key
