@@ -59,7 +59,7 @@ browser: venv
 	  echo "browser: could not find or install Chromium; the report rendering test will fail" >&2; \
 	fi
 
-test: venv browser
+test: venv browser lint
 	DENSESCALE_CHROMIUM="$$(cat $(VENV)/.chromium 2>/dev/null)" $(BIN)/python -m pytest -q tests
 
 clean:

@@ -1,4 +1,4 @@
-"""Error types. Every user-facing failure raises a DenseScaleError; the CLI prints it and exits 1."""
+"""Error types. Every user-facing failure raises a DenseScaleError; the CLI prints it, exits 1."""
 
 from __future__ import annotations
 

@@ -26,6 +26,12 @@ def _print_summary(s: dict) -> None:
                        f"{hd['mean_rel_error']:.1%} (max {hd['max_rel_error']:.1%})")
     for law, err in s["errors"].items():
         typer.echo(f"  {law} law not fitted: {err}")
+    targets = s.get("targets") or []
+    if targets:
+        typer.echo(f"targets ({sum(t['met'] for t in targets)} of {len(targets)} met):")
+        for t in targets:
+            typer.echo(f"  [{'x' if t['met'] else ' '}] {t['name']}: {t['value']} "
+                       f"(goal: {t['goal']})")
     for row in s.get("budget", []):
         typer.echo(f"  budget ${row['budget $']:,.0f}: N*={row['N*']:.3g}, D*={row['D*']:.3g}, "
                    f"L*={row['L*']:.3f}")
@@ -35,7 +41,8 @@ def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Output folder (reused on rerun)."),
     scale: str = typer.Option("mini", "--scale", help="'mini' runs the CPU miniature; 'paper' "
                               "prints what the same study costs at the paper's scale."),
-    executor: str = typer.Option("local", help="Study executor: local or ray."),
+    workers: int = typer.Option(2, "--workers", min=1,
+                                help="Training processes side by side (one thread each)."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the fits."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -62,7 +69,7 @@ def demo(
         raise typer.BadParameter("--scale must be 'mini' or 'paper'")
     from densescale.demo import run_demo
 
-    summary = run_demo(out, executor=executor, bootstrap=bootstrap, progress=not as_json)
+    summary = run_demo(out, workers=workers, bootstrap=bootstrap, progress=not as_json)
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=lambda o: None if isinstance(
             o, float) and math.isnan(o) else str(o)))

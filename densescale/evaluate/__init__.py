@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from densescale.evaluate.config import EvalConfig
 
 if TYPE_CHECKING:
-    from densescale.evaluate.entropy import CEResult, contrastive_entropy
-    from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
-    from densescale.evaluate.negatives import NegativeSample, sample_negatives
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.correlation import correlate, plot_correlation
+    from densescale.evaluate.encoders import HFEncoder, SentenceTransformerEncoder, load_scorer
+    from densescale.evaluate.entropy import CEResult, contrastive_entropy
+    from densescale.evaluate.negatives import NegativeSample, sample_negatives
     from densescale.evaluate.ranking import exact_search, ranking_metrics
 
 _LAZY = {  # torch-heavy modules load on first use, so EvalConfig (in every config) is cheap

@@ -1,6 +1,6 @@
 """``densescale study run|status|export``.
 
-    densescale study run configs/tiny.yaml [--executor local|processes|ray] [--address auto] [--json]
+    densescale study run configs/tiny.yaml [--executor local|processes|ray] [--json]
     densescale study status configs/tiny.yaml [--json]
     densescale study export configs/tiny.yaml --csv results.csv | --parquet results.parquet
 """

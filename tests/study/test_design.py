@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 def test_point_seeds_override_the_study_seeds(tmp_path):
     from densescale.study import expand, parse_spec
 
