@@ -100,8 +100,9 @@ class TrainConfig(BaseModel):
                            "batch (paper: 256)")
     negative_mode: Literal["random", "inbatch", "hard"] = Field(
         "random", description="see densescale.train.negatives")
-    hard_negatives: str | None = Field(None, description='file for negative_mode="hard" (TSV '
-                                       "qid/docid or JSONL)")
+    hard_negatives: str | None = Field(None, description='file for negative_mode="hard": TREC '
+                                       "run (qid Q0 docid rank score tag), TSV qid/docid or "
+                                       "JSONL; format detected")
     hard_negatives_per_query: int = Field(1, description="hard negatives drawn per query per "
                                           "step")
     gather_negatives: bool = Field(False, description="DDP: each device encodes a shard of "

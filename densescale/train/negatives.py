@@ -13,12 +13,12 @@ Negative modes (``TrainConfig.negative_mode``):
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from densescale.data import read_hard_negatives
 from densescale.errors import DataError
 
 _BATCH, _RANDOM, _HARD = 1, 2, 3  # rng stream ids
@@ -65,41 +65,26 @@ def random_negatives(n_corpus: int, k: int, exclude: np.ndarray, seed: int,
 class HardNegatives:
     """Hard negatives per training pair, as a ragged array of corpus rows.
 
-    File formats: TSV ``query-id<TAB>doc-id`` (one negative per line, optional header) or JSONL
-    ``{"query_id": ..., "doc_ids": [...]}`` (``qid``/``neg`` accepted too).
+    The file is read by :func:`densescale.data.read_hard_negatives`, which detects its format
+    from the first data line: a TREC run ``qid Q0 docid rank score tag`` (tab or space
+    separated; a query's documents best first), TSV ``query-id<TAB>doc-id`` (one negative per
+    line, optional header) or JSONL ``{"query_id": ..., "doc_ids": [...]}`` (``qid``/``neg``
+    accepted too); ``.gz`` is read transparently.
     """
 
     def __init__(self, path: str | os.PathLike, corpus, pair_qids: list[str]):
         path = Path(path)
-        if not path.exists():
-            raise DataError("hard negatives file not found", path)
-        by_q: dict[str, list[str]] = {}
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.rstrip("\n")
-                if not line.strip():
-                    continue
-                if line.lstrip().startswith("{"):
-                    try:
-                        rec = json.loads(line)
-                        qid = str(rec.get("query_id", rec.get("qid")))
-                        docs = [str(d) for d in rec.get("doc_ids", rec.get("neg", []))]
-                    except (json.JSONDecodeError, AttributeError) as e:
-                        raise DataError(f"bad JSON record: {e}", path, lineno) from None
-                else:
-                    cols = line.split("\t")
-                    if lineno == 1 and cols[0] in ("query-id", "qid", "query_id"):
-                        continue
-                    if len(cols) < 2:
-                        raise DataError("expected query-id<TAB>doc-id", path, lineno)
-                    qid, docs = cols[0], [cols[1]]
-                by_q.setdefault(qid, []).extend(docs)
+        by_q = read_hard_negatives(path)
         lists = [by_q.get(q, []) for q in pair_qids]
         lens = np.fromiter((len(x) for x in lists), np.int64, len(lists))
         if lens.sum() == 0:
             raise DataError("no hard negatives for any training query", path)
         self.offsets = np.concatenate([[0], np.cumsum(lens)])
-        self.rows = corpus.rows_of([d for x in lists for d in x])
+        ids = [d for x in lists for d in x]
+        self.rows = corpus.rows_of(ids, strict=False)  # [sum(lens)]
+        if (self.rows < 0).any():
+            bad = ids[int(np.flatnonzero(self.rows < 0)[0])]
+            raise DataError(f"document {bad!r} is not in the corpus", path)
         self.lens = lens
         self.n_corpus = len(corpus)
 
