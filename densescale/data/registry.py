@@ -89,11 +89,9 @@ def resolve(path_or_name: str | os.PathLike, base: Path | None,
     target_root = base if base is not None else cache_dir() / "datasets"
     if (target_root / name).is_dir():
         return target_root / name, name
-    where = (f"{base}/{name}" if base is not None else
-             f"$DENSESCALE_DATA_DIR/{name} (or --data-dir DIR/{name}; currently unset)")
     if name not in KNOWN:
-        raise DataError(f"dataset {name!r} not found as a path or as {where}; put it there in "
-                        f"BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or MS MARCO "
+        raise DataError(f"{_not_found(name, p, base)}; put it there in BEIR layout "
+                        f"(corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or MS MARCO "
                         f"layout (collection.tsv, queries.<split>.tsv, qrels.<split>.tsv). "
                         f"Known downloadable names: {', '.join(sorted(KNOWN))}; other sources: "
                         f"irds:<ir_datasets id>, hf:<folder or hub id>, beir/<name>[/<split>]")
@@ -101,6 +99,17 @@ def resolve(path_or_name: str | os.PathLike, base: Path | None,
         raise DataError(f"known dataset {name!r} is not present at {target_root / name} and "
                         f"downloading is disabled; put its files there")
     return fetch(name, target_root), name
+
+
+def _not_found(name: str, p: Path, base: Path | None) -> str:
+    """Where a missing dataset was looked for: a path as given, or the name in the data dir."""
+    if p.is_absolute() or name.startswith(("./", "../", "~")) or p.exists():
+        what = "is a file, not a dataset folder" if p.is_file() else "does not exist"
+        return f"dataset folder {name} {what}"
+    if base is not None:
+        return f"dataset {name!r} not found as a path or as {base / name}"
+    return (f"dataset {name!r} not found as a path or as $DENSESCALE_DATA_DIR/{p.as_posix()} "
+            f"(or --data-dir DIR/{p.as_posix()}; currently unset)")
 
 
 def fetch(name: str, root: Path) -> Path:

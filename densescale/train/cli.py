@@ -57,7 +57,7 @@ def field_help(field: Any) -> tuple[str, str]:
     if choices := _choices(field.annotation):
         text += f" (choices: {', '.join(choices)})"
     default = field.get_default(call_default_factory=True)
-    return text, "none" if default is None else str(default)
+    return text, "none" if default in (None, "") else str(default)
 
 
 def _option(name: str, field: Any, default: str | None = None) -> inspect.Parameter:
