@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import platform
 import random
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any, TextIO
 
 from densescale.errors import DenseScaleError
 
@@ -189,6 +192,46 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` as strict-JSON-ready Python values: NaN/inf floats -> None (JSON null), numpy
+    scalars and arrays -> Python numbers and lists, paths -> str, tuples/sets -> lists."""
+    if isinstance(obj, dict):
+        return {str(k) if isinstance(k, os.PathLike) else k: json_safe(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in obj]
+    if type(obj).__module__ == "numpy":  # np.float64, np.int64, np.bool_, np.ndarray
+        obj = obj.tolist() if hasattr(obj, "tolist") else obj
+        if isinstance(obj, list):
+            return json_safe(obj)
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if type(obj).__name__ in ("NAType", "NaTType"):  # pandas missing values
+        return None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
+def json_text(obj: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON text of ``obj`` (see :func:`json_safe`; other objects via ``str``).
+
+    Never writes ``NaN`` / ``Infinity``: ``allow_nan=False`` guards what ``json_safe`` missed.
+    """
+    return json.dumps(json_safe(obj), indent=indent, ensure_ascii=False, allow_nan=False,
+                      default=str)
+
+
+def dump_json(obj: Any, *, indent: int | None = 2, file: TextIO | None = None) -> None:
+    """Print ``obj`` as one strict JSON document (NaN/inf -> null) on stdout (or ``file``).
+
+    Every command's ``--json`` goes through here, so any output parses with a strict parser.
+    """
+    stream = sys.stdout if file is None else file
+    stream.write(json_text(obj, indent=indent) + "\n")
+    stream.flush()
 
 
 def set_seed(seed: int) -> None:

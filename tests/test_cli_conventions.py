@@ -49,3 +49,27 @@ def test_missing_dataset_path_has_no_double_slash(capsys, monkeypatch, tmp_path,
     assert code == 1 and "//" not in err
     where = f"{tmp_path}/no-such-set" if with_dir else "$DENSESCALE_DATA_DIR/no-such-set"
     assert where in err
+
+
+def test_dump_json_is_strict(capsys):
+    import numpy as np
+
+    from densescale.utils import dump_json
+
+    dump_json({"nan": float("nan"), "inf": np.float64("inf"), "arr": np.array([1.5, -np.inf]),
+               "n": np.int64(3), "t": (1, 2)})
+    assert _strict(capsys.readouterr().out) == {"nan": None, "inf": None, "arr": [1.5, None],
+                                                "n": 3, "t": [1, 2]}
+
+
+@pytest.mark.parametrize("argv", [
+    ("budget", "--preset", "v2", "--budget", "10k", "--no-inference", "--json"),
+    ("models", "--json"),
+    ("data", "info", "{scifact}", "--json"),
+])
+def test_json_output_is_strict(capsys, monkeypatch, scifact_path, argv):
+    argv = [a.format(scifact=scifact_path) for a in argv]
+    code, out, err = _run(capsys, monkeypatch, *argv)
+    assert code == 0, err
+    doc = _strict(out)
+    assert isinstance(doc, (dict, list)) and doc

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import typer
 
+from densescale.utils import dump_json
+
 annotate_app = typer.Typer(help="Generate annotation sets: ICT, doc2query, LLM queries.",
                            no_args_is_help=True)
 
@@ -60,7 +62,7 @@ def _report(prov: dict, out: Path, as_json: bool) -> None:
     if "usage" in prov:
         summary["usage"] = prov["usage"]
     if as_json:
-        typer.echo(json.dumps(summary))
+        dump_json(summary, indent=None)
     else:
         c = prov["counts"]
         typer.echo(f"{prov['method']}: {c['queries_written']} queries for "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import json
 import re
 import sys
 import typing
@@ -24,7 +23,7 @@ from densescale.budget.cost import FORMULAS, CostAssumptions, CostModel
 from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import BERT_TINY_PARAMS, cheapest_for_target, optimise_budget
 from densescale.errors import ConfigError
-from densescale.utils import prepare_output_dir
+from densescale.utils import dump_json, prepare_output_dir
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
@@ -169,7 +168,7 @@ def _emit(doc: dict, cost: CostModel, law, allocs, inverse, show_constants: bool
         err.print(f"[bold yellow]warning:[/] {w}", highlight=False)
     if json_out:
         doc["warnings"] = warnings
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        dump_json(doc)
         return
     out = Console(width=None if sys.stdout.isatty() else 150)
     if show_constants:

@@ -19,6 +19,7 @@ from pathlib import Path
 import typer
 
 from densescale.errors import DenseScaleError
+from densescale.utils import dump_json
 
 app = typer.Typer(help="Dataset tools: validate, statistics, nested subsets, index, fetch.",
                   no_args_is_help=True)
@@ -29,7 +30,7 @@ _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
 
 def _echo_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    dump_json(obj)
 
 
 def _resolve(path: str, data_dir: Path | None) -> tuple[Path, str]:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
-import math
 import types
 import typing
 from collections.abc import Iterator
@@ -24,23 +22,10 @@ import typer
 
 from densescale.errors import ConfigError
 from densescale.evaluate.config import EvalConfig
+from densescale.utils import dump_json, json_text
+from densescale.utils import json_safe as json_safe  # re-exported: densescale.report.report
 
 _P = inspect.Parameter
-
-
-def json_safe(obj: Any) -> Any:
-    """``obj`` with every non-finite float (NaN, inf) replaced by None (JSON null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def _dumps(obj: Any, **kw: Any) -> str:
-    return json.dumps(json_safe(obj), allow_nan=False, **kw)
 
 
 def _cli_type(annotation: Any) -> type:
@@ -154,9 +139,9 @@ def eval_cmd(**kw: Any) -> None:
     row["eval_config"] = cfg.to_dict()
     if run["out"] is not None:
         with open(run["out"], "a", encoding="utf-8") as f:
-            f.write(_dumps(row) + "\n")
+            f.write(json_text(row, indent=None) + "\n")
     if run["as_json"]:
-        typer.echo(_dumps(row, indent=2))
+        dump_json(row)
         return
     typer.echo(f"{run['model']} on {ds.name}/{run['split']}: {row['n_pairs']} pairs, "
                f"W={cfg.negatives}, R={cfg.repeats}, pool={row['pool_size']}")
@@ -201,8 +186,8 @@ def correlate_cmd(
         raise ConfigError("no ranking metric columns found; pass --others")
     written = [str(p) for p in plot_correlation(rows, plot, metric, other_list)] if plot else []
     if as_json:
-        typer.echo(_dumps({"metric": metric, "n_rows": len(rows), "correlation": corr,
-                           "plots": written}, indent=2))
+        dump_json({"metric": metric, "n_rows": len(rows), "correlation": corr,
+                   "plots": written})
         return
     typer.echo(f"{'metric':<14} {'pearson':>8} {'spearman':>9} {'n':>4}   (x = {metric})")
     for o, c in corr.items():

@@ -3,10 +3,11 @@ Tevatron."""
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 
 import typer
+
+from densescale.utils import dump_json
 
 
 class Format(StrEnum):
@@ -43,7 +44,7 @@ def export(
 
     res = export_model(model, fmt.value, out, overwrite=overwrite, st_compat=st_compat)
     if as_json:
-        typer.echo(json.dumps(res, indent=2))
+        dump_json(res)
         return
     typer.echo(f"exported {res['source']} ({res['format']}) -> {res['out']}")
     typer.echo(f"  N={res['n_params']:,}  dim={res['dim']}  similarity={res['similarity']}  "

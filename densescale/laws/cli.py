@@ -11,7 +11,6 @@ Reads with ``densescale.study.results.read_results`` and fits with ``densescale.
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -19,9 +18,9 @@ from typing import Any
 
 import typer
 
-from densescale.laws.api import LAWS, fit_law, json_safe
+from densescale.laws.api import LAWS, fit_law
 from densescale.study.results import DEFAULT_METRIC, read_results
-from densescale.utils import prepare_output_dir
+from densescale.utils import dump_json, prepare_output_dir
 
 
 def _fmt(v: Any) -> str:
@@ -122,7 +121,7 @@ def fit_command(
     for w in doc["warnings"]:
         sys.stderr.write(f"warning: {w}\n")
     if as_json:
-        sys.stdout.write(json.dumps(json_safe(doc), allow_nan=False) + "\n")
+        dump_json(doc, indent=None)
     else:
         _print_human(doc)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -15,6 +14,7 @@ from densescale.models.ladder import (
     count_total_params,
     load_ladder_yaml,
 )
+from densescale.utils import dump_json
 
 
 def ladder_rows(ladder: str = "all", proj_dim: int = 768) -> list[dict]:
@@ -51,7 +51,7 @@ def models(
     """
     rows = ladder_rows(ladder, proj_dim)
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        dump_json(rows)
         return
     from rich.console import Console
     from rich.table import Table

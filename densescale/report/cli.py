@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from densescale.utils import dump_json
 
 
 def report(
@@ -32,9 +33,7 @@ def report(
                           metric=metric, method=method, include_not_learned=include_not_learned,
                           commands=[argv_command()])
     if as_json:
-        from densescale.evaluate.cli import json_safe
-
-        typer.echo(json.dumps(json_safe(summary), indent=2, default=str, allow_nan=False))
+        dump_json(summary)
     else:
         typer.echo(f"report: {summary['html']} ({summary['n_runs']} runs, "
                    f"{len(summary['figures'])} figures)")

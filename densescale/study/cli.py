@@ -7,10 +7,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
+
+from densescale.utils import dump_json
 
 study_app = typer.Typer(help="Run a study (a grid of training runs) and read its results.",
                         no_args_is_help=True)
@@ -18,7 +19,7 @@ study_app = typer.Typer(help="Run a study (a grid of training runs) and read its
 
 def _print_status(summary: dict, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+        dump_json(summary, indent=None)
         return
     from rich.console import Console
     from rich.table import Table
@@ -101,7 +102,7 @@ def export_cmd(
     n = export(spec, csv=csv, parquet=parquet)
     files = [f for f in (csv, parquet) if f]
     if as_json:
-        sys.stdout.write(json.dumps({"rows": n, "files": files}) + "\n")
+        dump_json({"rows": n, "files": files}, indent=None)
     else:
         print(f"wrote {n} rows to {', '.join(files)}", file=sys.stderr)
 

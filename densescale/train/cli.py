@@ -25,6 +25,7 @@ import typer
 from densescale.errors import ConfigError
 from densescale.evaluate.config import EvalConfig
 from densescale.train.config import SELECTION_EVAL, TrainConfig
+from densescale.utils import dump_json
 
 # TrainConfig fields given as --selection-<key> flags (the keys periodic evaluation uses)
 NESTED = {"selection": (EvalConfig, ("negatives", "repeats", "seed", "pool_size", "max_pairs",
@@ -125,7 +126,7 @@ def _build_command():
         if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
             return
         if as_json:
-            typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+            dump_json(summary.to_dict())
             return
         typer.echo(f"{summary.rung}: N={summary.n_params:,} D={summary.d:,} "
                    f"steps={summary.steps_done} pairs/s={summary.pairs_per_s or 0:.1f} "
