@@ -10,7 +10,8 @@ Recipe (scratch rungs; the paper's recipe stays the default for pretrained rungs
   unseen questions no better than chance (their score scale blows up instead);
 * in-batch negatives (batch 64): at equal cost they beat 32 pairs + 32 random negatives;
 * AdamW lr 1e-3, 30 warm-up steps, linear decay; 128-token passages, 32-token queries;
-* the checkpoint is chosen among step 0 and every 25 steps on the selection split (W = 256).
+* the checkpoint is chosen among step 0 and every 30 steps on 500 selection questions (W = 256
+  negatives from a fixed 1,000-passage pool: the same for every run).
 """
 
 from __future__ import annotations
@@ -57,10 +58,10 @@ TRAIN: dict[str, Any] = {
     "negatives": 0,
     "query_max_len": 32,
     "passage_max_len": 128,
-    "eval_every": 25,
+    "eval_every": 30,
     "eval_at_start": True,
-    "selection": {"negatives": 256, "repeats": 1, "seed": 1, "max_pairs": 1000,
-                  "pool_size": 2000, "ranking": False},
+    "selection": {"negatives": 256, "repeats": 1, "seed": 1, "max_pairs": 500,
+                  "pool_size": 1000, "ranking": False},
     "checkpoint_every": 100,
     "num_threads": 1,
 }
@@ -74,10 +75,17 @@ def _point(rung: str, d: int, annotation: str = "human") -> dict[str, Any]:
     return {"rung": rung, "d": d, "annotation": annotation}
 
 
-def demo_spec(out: Path, ict_path: Path, ladder_path: Path) -> dict[str, Any]:
-    """The demo study as a spec mapping (written to ``<out>/demo.yaml``)."""
+FULL_STEPS = 1200  # `densescale demo --full`: the same design trained 4x longer
+
+
+def demo_spec(out: Path, ict_path: Path, ladder_path: Path, full: bool = False) -> dict[str, Any]:
+    """The demo study as a spec mapping (written to ``<out>/demo.yaml``).
+
+    ``full`` trains every point for ``FULL_STEPS`` steps instead of 300 (selection every 75).
+    """
+    train = {**TRAIN, "steps": FULL_STEPS, "eval_every": 75} if full else TRAIN
     return {
-        "name": "demo",
+        "name": "demo-full" if full else "demo",
         "dataset": DATASET,
         "eval_split": "test",
         "selection": "selection",
@@ -86,7 +94,7 @@ def demo_spec(out: Path, ict_path: Path, ladder_path: Path) -> dict[str, Any]:
         "train_sizes": sorted(set(TRAIN_SIZES) | set(ICT_SIZES)),
         "annotations": [{"name": "human"}, {"name": "ict", "path": str(ict_path)}],
         "seeds": SEEDS,
-        "train": TRAIN,
+        "train": train,
         "eval": EVAL,
         "design": [  # costliest first, so the two workers finish together
             {"points": [_point(r, d) for r, d in HELDOUT]},
