@@ -23,6 +23,12 @@ from typing import Any, TextIO
 
 from densescale.errors import DenseScaleError
 
+# What --data accepts (densescale.data.open_dataset), for help texts.
+DATA_SOURCES = ("a dataset folder (BEIR or MS MARCO layout), a name under "
+                "$DENSESCALE_DATA_DIR (scifact, nfcorpus, fiqa, arguana, squad_v11 are "
+                "downloaded on first use), beir/NAME or beir/NAME/SPLIT, irds:ID (ir_datasets) "
+                "or hf:PATH (Hugging Face datasets folder or hub id)")
+
 
 class OutputError(DenseScaleError, OSError):
     """An output path cannot be written. Also an OSError, for callers that catch those."""

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import typer
 
-from densescale.utils import dump_json
+from densescale.utils import DATA_SOURCES, dump_json
 
 annotate_app = typer.Typer(help="Generate annotation sets: ICT, doc2query, LLM queries.",
                            no_args_is_help=True)
 
-_DATA = typer.Option(..., "--data", help="Dataset path or name under $DENSESCALE_DATA_DIR.")
+_DATA = typer.Option(..., "--data", help=f"Dataset: {DATA_SOURCES}.")
 _OUT = typer.Option(..., "--out", help="Output folder of the annotation set.")
 _SPLIT = typer.Option("train", "--split", help="Qrels split whose positive pairs are annotated.")
 _LIMIT = typer.Option(None, "--limit", help="Annotate only the first N selected items.")
@@ -36,6 +36,7 @@ _UNIQUE = typer.Option(False, "--unique-passages",
                        help="One item per distinct passage instead of one per human pair.")
 _JSON = typer.Option(False, "--json", help="Print one JSON summary on stdout.")
 _PROGRESS = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr.")
+_QUIET = typer.Option(False, "--quiet", help="No progress on stderr (same as --no-progress).")
 _MAX_FAIL = typer.Option(0.1, "--max-failure-rate", min=0.0, max=1.0,
                          help="Largest share of failed items that still publishes the set; "
                               "above it the command exits 1 and publishes nothing.")
@@ -73,7 +74,7 @@ def ict(
     data: str = _DATA, out: Path = _OUT, split: str = _SPLIT, limit: int | None = _LIMIT,
     passages: int | None = _PASSAGES, seed: int = _SEED, unique_passages: bool = _UNIQUE,
     use_title: bool = typer.Option(False, "--use-title", help="Split 'title. text'."),
-    as_json: bool = _JSON, progress: bool = _PROGRESS,
+    as_json: bool = _JSON, progress: bool = _PROGRESS, quiet: bool = _QUIET,
 ) -> None:
     """Inverse Cloze Task pseudo-queries (the authors' rule; positives.jsonl holds the context)."""
     from densescale.annotate.base import run_annotation
@@ -82,7 +83,7 @@ def ict(
     ds, items, args = _select(data, split, passages, seed, unique_passages, limit)
     args.update(method="ict", use_title=use_title)
     prov = run_annotation(ICTAnnotator(seed, use_title), ds, items, out, args, journaled=False,
-                          progress=progress)
+                          progress=progress and not quiet)
     _report(prov, out, as_json)
 
 
@@ -95,16 +96,19 @@ def doc2query(
     top_k: int = typer.Option(10, "--top-k", help="Top-k sampling (10 as docTTTTTquery)."),
     max_input_len: int = typer.Option(512, "--max-input-len", help="Passage tokens."),
     max_query_len: int = typer.Option(64, "--max-query-len", help="Generated tokens."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Passages per generation batch."),
     device: str | None = typer.Option(None, "--device", help="cpu, cuda, cuda:1 ..."),
     train_from: str | None = typer.Option(
         None, "--train-from", help="Fine-tune first on this qrels split name or qrels TSV file."),
-    train_steps: int = typer.Option(1000, "--train-steps"),
-    train_batch_size: int = typer.Option(16, "--train-batch-size"),
-    train_lr: float = typer.Option(3e-4, "--train-lr"),
+    train_steps: int = typer.Option(1000, "--train-steps",
+                                    help="Fine-tuning steps (with --train-from)."),
+    train_batch_size: int = typer.Option(16, "--train-batch-size",
+                                         help="Fine-tuning batch size in (passage, query) pairs."),
+    train_lr: float = typer.Option(3e-4, "--train-lr", help="Fine-tuning learning rate (AdamW)."),
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="On resume, retry items recorded as failures."),
     max_failure_rate: float = _MAX_FAIL, as_json: bool = _JSON, progress: bool = _PROGRESS,
+    quiet: bool = _QUIET,
 ) -> None:
     """docT5query-style queries from a seq2seq model (top-k sampling), optionally fine-tuned."""
     from densescale.annotate.base import run_annotation
@@ -116,6 +120,7 @@ def doc2query(
     )
     from densescale.annotate.journal import args_hash
 
+    progress = progress and not quiet
     ds, items, args = _select(data, split, passages, seed, unique_passages, limit)
     cfg = FinetuneConfig(steps=train_steps, batch_size=train_batch_size, lr=train_lr,
                          max_input_len=max_input_len, max_query_len=max_query_len, seed=seed)
@@ -162,9 +167,12 @@ def llm(
     max_retries: int = typer.Option(
         8, "--max-retries", help="Retries per item after 429 / 5xx / timeout / connection errors."),
     backoff: float = typer.Option(1.0, "--backoff", help="First retry delay, seconds."),
-    temperature: float = typer.Option(0.7, "--temperature"),
+    temperature: float = typer.Option(0.7, "--temperature",
+                                      help="Sampling temperature (0 = greedy)."),
     max_tokens: int = typer.Option(128, "--max-tokens", help="Completion token limit."),
-    max_query_words: int = typer.Option(64, "--max-query-words"),
+    max_query_words: int = typer.Option(
+        64, "--max-query-words", help="Longest accepted query in words; a longer response is "
+        "invalid and retried (see --max-attempts)."),
     price_in: float = typer.Option(0.0, "--price-in", help="Price per 1M prompt tokens."),
     price_out: float = typer.Option(0.0, "--price-out", help="Price per 1M completion tokens."),
     batch_size: int = typer.Option(8, "--batch-size", help="Prompts per batch (hf backend)."),
@@ -172,6 +180,7 @@ def llm(
     retry_failed: bool = typer.Option(False, "--retry-failed",
                                       help="On resume, retry items recorded as failures."),
     max_failure_rate: float = _MAX_FAIL, as_json: bool = _JSON, progress: bool = _PROGRESS,
+    quiet: bool = _QUIET,
 ) -> None:
     """LLM-written queries (OpenAI-compatible endpoint or local HF causal LM), resumable."""
     from densescale.annotate.base import run_annotation, sha256_text
@@ -198,7 +207,7 @@ def llm(
     ann = LLMAnnotator(be, template, model, output_format, max_query_words, max_attempts,
                        price_in, price_out, max_retries)
     prov = run_annotation(ann, ds, items, out, args, retry_failed=retry_failed, fsync_every=8,
-                          progress=progress, max_failure_rate=max_failure_rate)
+                          progress=progress and not quiet, max_failure_rate=max_failure_rate)
     _report(prov, out, as_json)
 
 

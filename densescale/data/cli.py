@@ -6,8 +6,8 @@
     densescale data index PATH [--rebuild] [--json]
     densescale data fetch NAME [--data-dir DIR]
 
-PATH is a dataset folder or a name under --data-dir / $DENSESCALE_DATA_DIR (known public
-collections are downloaded on first use).
+PATH is a dataset folder, a name under --data-dir / $DENSESCALE_DATA_DIR (known public
+collections are downloaded on first use), beir/NAME[/SPLIT], irds:ID or hf:PATH.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from densescale.errors import DenseScaleError
-from densescale.utils import dump_json
+from densescale.utils import DATA_SOURCES, dump_json
 
 app = typer.Typer(help="Dataset tools: validate, statistics, nested subsets, index, fetch.",
                   no_args_is_help=True)
@@ -27,6 +27,7 @@ app = typer.Typer(help="Dataset tools: validate, statistics, nested subsets, ind
 _DATA_DIR = typer.Option(None, "--data-dir", help="Folder of named datasets "
                          "(default: $DENSESCALE_DATA_DIR).")
 _JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+_PATH = typer.Argument(..., help=f"Dataset: {DATA_SOURCES}.")
 
 
 def _echo_json(obj) -> None:
@@ -43,7 +44,7 @@ def _resolve(path: str, data_dir: Path | None) -> tuple[Path, str]:
 
 @app.command("validate")
 def validate_cmd(
-    path: str = typer.Argument(..., help="Dataset folder or name."),
+    path: str = _PATH,
     json_out: bool = _JSON,
     max_problems: int = typer.Option(100, "--max-problems", min=1,
                                      help="Show at most this many problems (all are counted)."),
@@ -64,7 +65,7 @@ def validate_cmd(
 
 @app.command("info")
 def info_cmd(
-    path: str = typer.Argument(..., help="Dataset folder or name."),
+    path: str = _PATH,
     json_out: bool = _JSON,
     data_dir: Path | None = _DATA_DIR,
 ) -> None:
@@ -98,7 +99,7 @@ def _parse_sizes(sizes: str) -> list[int]:
 
 @app.command("subset")
 def subset_cmd(
-    path: str = typer.Argument(..., help="Dataset folder or name."),
+    path: str = _PATH,
     split: str = typer.Option("train", "--split", help="Split whose positive pairs are sampled."),
     sizes: str = typer.Option(..., "--sizes",
                               help="Comma-separated subset sizes D, e.g. 100,1000."),
@@ -137,7 +138,7 @@ def subset_cmd(
 
 @app.command("index")
 def index_cmd(
-    path: str = typer.Argument(..., help="Dataset folder or name."),
+    path: str = _PATH,
     rebuild: bool = typer.Option(False, "--rebuild", help="Build again even if up to date."),
     json_out: bool = _JSON,
     data_dir: Path | None = _DATA_DIR,

@@ -22,7 +22,7 @@ import typer
 
 from densescale.errors import ConfigError
 from densescale.evaluate.config import EvalConfig
-from densescale.utils import dump_json, json_text
+from densescale.utils import DATA_SOURCES, dump_json, json_text
 from densescale.utils import json_safe as json_safe  # re-exported: densescale.report.report
 
 _P = inspect.Parameter
@@ -79,7 +79,7 @@ def _run_params() -> list[inspect.Parameter]:
     return [
         _opt("model", Path, ..., "--model", help="Model folder: densescale checkpoint, "
              "sentence-transformers model or Hugging Face encoder."),
-        _opt("data", str, ..., "--data", help="Dataset path (BEIR layout) or name."),
+        _opt("data", str, ..., "--data", help=f"Dataset: {DATA_SOURCES}."),
         _opt("split", str, "test", "--split", help="qrels split to evaluate (reported)."),
         _opt("calibrate", str, "auto", "--calibrate", help="Calibrated contrastive entropy: "
              "auto (declared scale, else a temperature fitted on the selection split when "

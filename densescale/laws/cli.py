@@ -11,16 +11,34 @@ Reads with ``densescale.study.results.read_results`` and fits with ``densescale.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from densescale.laws.api import LAWS, fit_law
+from densescale.laws.base import BOOTSTRAP_MODES, METHODS
+from densescale.laws.validate import SPLITS
 from densescale.study.results import DEFAULT_METRIC, read_results
 from densescale.utils import dump_json, prepare_output_dir
+
+Law = StrEnum("Law", {v: v for v in LAWS})  # type: ignore[misc]
+Method = StrEnum("Method", {v: v for v in METHODS})  # type: ignore[misc]
+BootstrapMode = StrEnum("BootstrapMode", {v: v for v in BOOTSTRAP_MODES})  # type: ignore[misc]
+HOLDOUT_HELP = ("points held out of the fit and predicted: largest (the largest N and/or D), "
+                "largest-n, largest-d (joint law) or a CSV file of held-out points (n, d)")
+
+
+def check_holdout(value: str | None) -> str | None:
+    """--holdout callback: one of :data:`SPLITS` or an existing file, else a usage error."""
+    if value is None or value in SPLITS or os.path.isfile(value):
+        return value
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(SPLITS)} nor an existing "
+                             "file of held-out points")
 
 
 def _fmt(v: Any) -> str:
@@ -84,23 +102,25 @@ def _print_human(doc: dict[str, Any]) -> None:
 def fit_command(
     results: str = typer.Option(..., "--results", help="CSV, study .db/.sqlite, SQLAlchemy URL "
                                 "or study spec .yaml"),
-    law: str = typer.Option("model", "--law", help=" | ".join(LAWS)),
+    law: Law = typer.Option("model", "--law", help="which law: L(N) model size, L(D) data "
+                            "size, L(N, D) joint, or L(D) per annotation type"),
     metric: str = typer.Option(DEFAULT_METRIC, "--metric", help="metric column (lower = better)"),
-    method: str = typer.Option("lsq", "--method", help="lsq (least squares, the paper's) | "
-                               "huber (Huber on log residuals, threshold from the data)"),
+    method: Method = typer.Option("lsq", "--method", help="lsq (least squares, the paper's) "
+                                  "or huber (Huber on log residuals, threshold from the data)"),
     huber_delta: float | None = typer.Option(None, "--huber-delta", help="Huber threshold on "
                                              "log residuals (default: 1.345 x robust SD of the "
                                              "least-squares log residuals)"),
     include_not_learned: bool = typer.Option(False, "--include-not-learned",
                                              help="keep points whose model did not learn "
                                              "(learned = False; left out by default)"),
-    holdout: str | None = typer.Option(None, "--holdout", help="largest | largest-n | "
-                                          "largest-d | CSV of held-out points (n, d)"),
+    holdout: str | None = typer.Option(None, "--holdout", help=HOLDOUT_HELP,
+                                       callback=check_holdout),
     bootstrap: int = typer.Option(0, "--bootstrap", help="bootstrap refits for the CIs"),
-    bootstrap_mode: str = typer.Option("resample", "--bootstrap-mode",
-                                       help="resample | parametric | both (uses stderr)"),
+    bootstrap_mode: BootstrapMode = typer.Option(
+        "resample", "--bootstrap-mode", help="resample points, parametric (draws from each "
+        "point's stderr), or both"),
     level: float = typer.Option(0.95, "--level", help="confidence level"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap draws (CIs)"),
     annotation: str | None = typer.Option(None, "--annotation",
                                              help="annotation type (default: human)"),
     out: Path | None = typer.Option(None, "--out", help="write the fit JSON here"),
@@ -114,9 +134,9 @@ def fit_command(
     frame = read_results(results, metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")               # printed below from the document
-        doc = fit_law(frame, law, method=method, holdout=holdout, bootstrap=bootstrap,
-                      bootstrap_mode=bootstrap_mode, level=level, seed=seed,
-                      annotation=annotation, include_not_learned=include_not_learned,
+        doc = fit_law(frame, law.value, method=method.value, holdout=holdout,
+                      bootstrap=bootstrap, bootstrap_mode=bootstrap_mode.value, level=level,
+                      seed=seed, annotation=annotation, include_not_learned=include_not_learned,
                       huber_delta=huber_delta, out=out, plot=plot)
     for w in doc["warnings"]:
         sys.stderr.write(f"warning: {w}\n")

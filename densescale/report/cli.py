@@ -9,14 +9,23 @@ import typer
 from densescale.utils import dump_json
 
 
+def _check_holdout(value: str | None) -> str | None:
+    from densescale.laws.cli import check_holdout
+
+    return check_holdout(value)
+
+
 def report(
     results: str = typer.Option(..., "--results", help="Study spec (YAML), results database "
                                 "(SQLite path or SQLAlchemy URL) or CSV."),
     out: Path = typer.Option(Path("report"), "--out", help="Output folder."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for confidence intervals."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
-    holdout: str | None = typer.Option(None, help="'largest' or a file; default: the study's "
-                                          "held-out marks."),
+    holdout: str | None = typer.Option(
+        None, callback=_check_holdout,
+        help="Points held out of each fit, as for `fit --holdout`: largest, largest-n, "
+        "largest-d (the last two: joint law only) or a CSV file of held-out points (n, d); "
+        "default: the study's held-out marks."),
     metric: str = typer.Option("contrastive_entropy", help="Metric column to fit: "
                                "contrastive_entropy (raw, the paper's) or "
                                "contrastive_entropy_calibrated (at the model's own scale)."),

@@ -1,6 +1,6 @@
 """``densescale study run|status|export``.
 
-    densescale study run configs/tiny.yaml [--executor local|processes|ray] [--json]
+    densescale study run configs/tiny.yaml [--executor local|processes|ray] [--quiet] [--json]
     densescale study status configs/tiny.yaml [--json]
     densescale study export configs/tiny.yaml --csv results.csv | --parquet results.parquet
 """
@@ -64,12 +64,16 @@ def run_cmd(
                                 "Ray instance (default: all)."),
     cpus_per_task: float = typer.Option(1.0, help="Ray: CPUs per point without GPUs."),
     gpus_per_task: float = typer.Option(None, help="Ray: GPUs per point (default 1 if any)."),
-    progress: bool = typer.Option(False, help="Show training progress bars (stderr)."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress",
+                                         help="Training progress on stderr (default: on; "
+                                         "--no-progress = --quiet)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No training progress on stderr."),
     as_json: bool = typer.Option(False, "--json", help="Print the final status as JSON."),
 ) -> None:
     """Run every point of SPEC that is not finished yet (resumable; safe to kill and re-run)."""
     from densescale.study.driver import run_study
 
+    progress = not quiet and progress is not False
     summary = run_study(spec, executor=executor, address=address, max_retries=max_retries,
                         num_cpus=num_cpus, cpus_per_task=cpus_per_task,
                         gpus_per_task=gpus_per_task, progress=progress)

@@ -52,8 +52,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     # --- data
-    data: str = Field("", description="dataset path, or name under --data-dir / "
-                      "$DENSESCALE_DATA_DIR")
+    data: str = Field("", description="dataset folder (BEIR or MS MARCO layout), name under "
+                      "--data-dir / $DENSESCALE_DATA_DIR, beir/NAME(/SPLIT), irds:ID or hf:PATH")
     data_dir: str | None = Field(None, description="folder of named datasets (overrides "
                                  "$DENSESCALE_DATA_DIR)")
     split: str = Field("train", description="qrels split whose positive pairs are the training "
