@@ -204,8 +204,7 @@ def json_safe(obj: Any) -> Any:
     """``obj`` as strict-JSON-ready Python values: NaN/inf floats -> None (JSON null), numpy
     scalars and arrays -> Python numbers and lists, paths -> str, tuples/sets -> lists."""
     if isinstance(obj, dict):
-        return {str(k) if isinstance(k, os.PathLike) else k: json_safe(v)
-                for k, v in obj.items()}
+        return {_json_key(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [json_safe(v) for v in obj]
     if type(obj).__module__ == "numpy":  # np.float64, np.int64, np.bool_, np.ndarray
@@ -219,6 +218,14 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     return obj
+
+
+def _json_key(key: Any) -> Any:
+    """A dict key json.dumps accepts: str/int/float/bool/None as is, numpy scalars as Python
+    values, anything else (paths, tuples) as its ``str``."""
+    if type(key).__module__ == "numpy" and hasattr(key, "item"):
+        key = key.item()
+    return key if key is None or isinstance(key, (str, int, float, bool)) else str(key)
 
 
 def json_text(obj: Any, *, indent: int | None = 2) -> str:

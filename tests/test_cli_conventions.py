@@ -57,9 +57,9 @@ def test_dump_json_is_strict(capsys):
     from densescale.utils import dump_json
 
     dump_json({"nan": float("nan"), "inf": np.float64("inf"), "arr": np.array([1.5, -np.inf]),
-               "n": np.int64(3), "t": (1, 2)})
+               "n": np.int64(3), "t": (1, 2), "by_n": {np.int64(7): np.float32("nan")}})
     assert _strict(capsys.readouterr().out) == {"nan": None, "inf": None, "arr": [1.5, None],
-                                                "n": 3, "t": [1, 2]}
+                                                "n": 3, "t": [1, 2], "by_n": {"7": None}}
 
 
 @pytest.mark.parametrize("argv", [
