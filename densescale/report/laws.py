@@ -15,7 +15,8 @@ import pandas as pd
 from densescale.errors import DenseScaleError
 from densescale.laws import ESTIMATORS, fit_law
 from densescale.laws.frame import X_of, select_rows
-from densescale.report.html import Section
+from densescale.report.html import Section, interval
+from densescale.report.paper import SCOPE, comparison_table, published
 from densescale.report.runs import POINT, metric_label, seed_groups
 from densescale.study.results import read_results
 
@@ -115,11 +116,21 @@ def _num(v: Any) -> float:
 
 def _constants_table(fit: dict[str, Any], names: list[str]) -> pd.DataFrame:
     ci = fit.get("ci") or {}
-    rows = []
-    for k in names:
-        lo, hi = (ci.get(k) or (math.nan, math.nan))
-        rows.append({"constant": k, "value": fit.get(k), "CI low": lo, "CI high": hi})
+    level = fit.get("ci_level")
+    head = f"{level:.0%} CI" if level else "CI"
+    rows = [{"constant": k, "value": fit.get(k), head: interval(*(ci.get(k) or (None, None)))}
+            for k in names]
     return pd.DataFrame(rows)
+
+
+def _paper(sec: Section, law: str, fit: dict[str, Any]) -> None:
+    """The paper's published constants beside the fitted ones, marked as another dataset."""
+    table = comparison_table(law, fit, CONSTANTS[law])
+    sec.text(SCOPE, "note")
+    sec.table(table, row_classes=[None] + ["paper"] * (len(table) - 1))
+    for p in published(law):
+        if p.get("note"):
+            sec.text(f"Paper {p['version']}: {p['note']}", "note")
 
 
 def seed_spread(frame: pd.DataFrame | None, law: str, fit: dict[str, Any]) -> pd.DataFrame:
@@ -171,6 +182,7 @@ def _single(sec: Section, law: str, doc: dict[str, Any], frame: pd.DataFrame | N
     fit = doc["fit"]
     sec.text(_fit_summary(fit))
     sec.table(_constants_table(fit, CONSTANTS[law]))
+    _paper(sec, law, fit)
     for w in fit.get("warnings") or []:
         sec.warn(w)
     hd = doc.get("holdout")
@@ -200,8 +212,7 @@ def _annotations(sec: Section, doc: dict[str, Any]) -> None:
     for name, fit in laws.items():
         ci = fit.get("ci") or {}
         rows.append({"annotation": name, "B": fit.get("B"), "beta": fit.get("beta"),
-                     "beta CI low": (ci.get("beta") or [math.nan])[0],
-                     "beta CI high": (ci.get("beta") or [math.nan, math.nan])[1],
+                     "beta CI": interval(*(ci.get("beta") or (None, None))),
                      "delta": fit.get("delta"), "R²": fit.get("r2"),
                      "R² (log)": fit.get("r2_log"), "points": fit.get("n_points")})
     sec.table(pd.DataFrame(rows))

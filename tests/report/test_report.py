@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,10 @@ import pytest
 from densescale.errors import DenseScaleError
 from densescale.report import make_report
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# The five named BERT miniatures and a data ladder (Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 4.1).
+# make passes its Chromium as DENSESCALE_CHROMIUM; None = Playwright's own browser
+CHROMIUM = os.environ.get("DENSESCALE_CHROMIUM") or shutil.which("chromium") or None
+# The five named BERT miniatures and a data ladder (Fang et al., Scaling Laws for Dense
+# Retrieval, SIGIR 2024, Section 4.1).
 NS = [512_128, 3_422_208, 13_266_176, 25_875_712, 86_235_648]
 DS = [1e3, 1e4, 1e5, 5e5]
 

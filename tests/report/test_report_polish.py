@@ -1,0 +1,118 @@
+"""Report polish (issue 15): tables that scroll in their own box, formatted intervals, and the
+paper's constants beside the fitted ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from densescale.report import make_report
+from densescale.report.html import Section, interval
+
+NS = [512_128, 3_422_208, 13_266_176, 25_875_712, 86_235_648]
+DS = [1e3, 1e4, 1e5, 5e5]
+CHANCE = math.log(257)
+
+
+def _joint(n, d):
+    return ((3.6e4 / n) ** (0.56 / 1.31) + 7.1e3 / d) ** 1.31 + 0.03
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """A study folder with run folders (summary.json in all but one), the results CSV, and the
+    report written next to it (``<study>/report``)."""
+    root = tmp_path_factory.mktemp("study")
+    rng = np.random.default_rng(3)
+    rows = []
+    for n in NS:
+        for d in DS:
+            ce = _joint(n, d) * (1 + 0.01 * rng.standard_normal())
+            run = root / "runs" / f"n{n}-d{int(d)}"
+            run.mkdir(parents=True)
+            if (n, d) != (NS[0], DS[0]):
+                (run / "summary.json").write_text("{}")
+            rows.append(dict(
+                rung=f"n{n}", n=n, d=d, annotation="human", seed=1, status="done",
+                contrastive_entropy=ce, heldout=(n, d) == (NS[1], DS[1]), learned=True,
+                chance=CHANCE, artefact_dir=str(run), wall_time_s=12.5 * n / 1e6,
+                **{"ndcg@10": 0.7 - 0.1 * ce, "recall@100": 0.9 - 0.05 * ce,
+                   "recall@1000": 0.97, "map": 0.5 - 0.1 * ce, "bm25_ndcg@10": 0.55}))
+    rows.append(dict(rung="n512128", n=NS[0], d=100.0, annotation="human", seed=1,
+                     status="done", contrastive_entropy=7.0, heldout=False, learned=False,
+                     invalid_reason="not below chance ln(257)=5.549", chance=CHANCE,
+                     artefact_dir=str(root / "runs" / "bad"), **{"ndcg@10": 0.9,
+                                                                 "bm25_ndcg@10": 0.55}))
+    pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
+    s = make_report(root / "results.csv", root / "report", bootstrap=20)
+    return root, s, Path(s["html"]).read_text()
+
+
+def test_intervals_are_formatted_never_raw_lists(study):
+    _, s, html = study
+    assert interval(3360.541780344849, 3723.4368899378965) == "[3.36e+03, 3.72e+03]"
+    assert interval(0.123456, None) == ""
+    cells = re.findall(r"<td>(\[[^<]*\])</td>", html)
+    assert cells, "no interval cells"
+    for c in cells:
+        assert re.fullmatch(r"\[-?[\d.e+-]+, -?[\d.e+-]+\]", c), c
+        assert all(len(re.sub(r"e.*|[-.]", "", x).lstrip("0")) <= 3 for x in
+                   c.strip("[]").split(", ")), c
+    lo, hi = s["laws"]["joint"]["fit"]["ci"]["alpha"]
+    assert interval(lo, hi) in html
+    sec = Section("t").table(pd.DataFrame({"ci": [[0.123456, 7.891011]]}))
+    assert "<td>[0.123, 7.89]</td>" in sec.parts[0]
+
+
+def test_tables_sit_in_a_scrolling_box(study):
+    _, _, html = study
+    assert html.count("<table") == html.count('<div class="tablewrap"><table')
+    assert re.search(r"\.tablewrap\{[^}]*overflow-x:auto", html)
+
+
+def test_paper_constants_beside_the_fitted_ones(study):
+    _, s, html = study
+    paper = re.findall(r'<tr class="paper">(.*?)</tr>', html)
+    joined = " ".join(paper)
+    for needle in ("4.54e+04", "0.46", "3.22e+04", "0.53", "0.0237", "0.19",
+                   "8.2e+05", "5200", "1.39", "0.56", "1.31"):
+        assert needle in joined, needle
+    assert all("MS MARCO" in row for row in paper) and len(paper) == 6
+    assert html.count("A different dataset and scale") == 3
+    assert "third-party notes" in joined
+
+
+def test_runs_table_fits_or_scrolls_at_1280px(study, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    _, s, _ = study
+    exe = os.environ.get("DENSESCALE_CHROMIUM") or shutil.which("chromium") or None
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(Path(s["html"]).as_uri())
+        page.wait_for_load_state("load")
+        doc_width = page.evaluate("document.documentElement.scrollWidth")
+        last = page.evaluate("""() => {
+            const h = [...document.querySelectorAll('h2')].find(e => e.textContent
+                .startsWith('Runs'));
+            let w = h.nextElementSibling;
+            while (w && !w.classList.contains('tablewrap')) w = w.nextElementSibling;
+            w.scrollLeft = w.scrollWidth;
+            const ths = [...w.querySelectorAll('th')].map(t => t.textContent);
+            const r = w.querySelectorAll('th')[ths.length - 1].getBoundingClientRect();
+            return {ths, right: r.right, left: r.left};
+        }""")
+        browser.close()
+    assert doc_width <= 1280
+    assert {"map", "recall@100", "recall@1000", "wall_time_s"} <= set(last["ths"])
+    assert 0 <= last["left"] and last["right"] <= 1280  # reachable by scrolling its box
