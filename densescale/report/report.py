@@ -181,7 +181,7 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
                             f"--out {shlex.quote(str(out))}"]
     page = render(
         title or "densescale scaling-law report",
-        [validity_sec, runs_section(runs), ranking_sec, *sections, corr_sec, budget_sec,
+        [validity_sec, runs_section(runs, out), ranking_sec, *sections, corr_sec, budget_sec,
          _settings_section(results, runs, commands)],
         subtitle=f"Results: {results}. Contrastive entropy is lower-is-better "
                  "(-log softmax of the positive against W sampled negatives; chance is "

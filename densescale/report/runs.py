@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
 from densescale.evaluate.metrics import RANKING_KEYS, label
-from densescale.report.html import Section
+from densescale.report.html import Markup, Section, link
 
 RUN_COLUMNS = ["rung", "n", "d", "annotation", "seed", "heldout", "status",
                "contrastive_entropy", "contrastive_entropy_stderr",
@@ -77,8 +80,30 @@ def headers(runs: pd.DataFrame) -> dict[str, str]:
             "best_step": "best @ step", "invalid_reason": "why not learned"}
 
 
-def runs_section(runs: pd.DataFrame) -> Section:
-    """Every run; the runs that did not learn are greyed with the reason in the last column."""
+def run_href(folder: str | Path, out: Path) -> str:
+    """Link from the report folder ``out`` to a run folder: relative when the report lives next
+    to the study (the run folder lies under ``out``'s parent), else an absolute file:// URI."""
+    target = Path(folder).expanduser()
+    target = (target if target.is_absolute() else Path.cwd() / target).resolve()
+    base = Path(out).resolve()
+    if base.parent == target or base.parent in target.parents:
+        return quote(Path(os.path.relpath(target, base)).as_posix())
+    return target.as_uri()
+
+
+def run_links(folder: Any, out: Path) -> Markup | str:
+    """"folder · summary.json" links for one run ("" when the row names no folder)."""
+    if folder is None or (isinstance(folder, float) and math.isnan(folder)) or not str(folder):
+        return ""
+    href = run_href(str(folder), out)
+    summary = (link(f"{href}/summary.json", "summary.json")
+               if (Path(str(folder)) / "summary.json").exists() else "no summary.json")
+    return Markup(f"{link(href + '/', 'folder')} · {summary}")
+
+
+def runs_section(runs: pd.DataFrame, out: Path | None = None) -> Section:
+    """Every run; the runs that did not learn are greyed with the reason in the last column.
+    With ``out`` (the report folder), each row links to its artefact folder and summary.json."""
     done = done_rows(runs)
     sec = Section(f"Runs ({len(done)} finished of {len(runs)})")
     bad = not_learned(runs)
@@ -86,7 +111,12 @@ def runs_section(runs: pd.DataFrame) -> Section:
         sec.text(f"Grey rows: {int(bad.sum())} run(s) that did not learn. The laws leave them "
                  "out; the reason is in the last column.", "note")
     cols = [c for c in RUN_COLUMNS if c in runs.columns]
-    sec.table(_display(runs[cols]).rename(columns=headers(runs)),
+    table = _display(runs[cols]).rename(columns=headers(runs))
+    if out is not None and "artefact_dir" in runs.columns:
+        table.insert(min(1, len(table.columns)), "files",
+                     pd.Series([run_links(v, out) for v in runs["artefact_dir"]],
+                               index=table.index, dtype=object))
+    sec.table(table,
               row_classes=["excluded" if b else None for b in bad])
     return sec
 

@@ -1,5 +1,5 @@
-"""Report polish (issue 15): tables that scroll in their own box, formatted intervals, and the
-paper's constants beside the fitted ones.
+"""Report polish (issue 15): tables that scroll in their own box, formatted intervals, per-run
+links, and the paper's constants beside the fitted ones.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from densescale.report import make_report
 from densescale.report.html import Section, interval
+from densescale.report.runs import run_href
 
 NS = [512_128, 3_422_208, 13_266_176, 25_875_712, 86_235_648]
 DS = [1e3, 1e4, 1e5, 5e5]
@@ -76,6 +77,18 @@ def test_tables_sit_in_a_scrolling_box(study):
     _, _, html = study
     assert html.count("<table") == html.count('<div class="tablewrap"><table')
     assert re.search(r"\.tablewrap\{[^}]*overflow-x:auto", html)
+
+
+def test_run_rows_link_folder_and_summary(study, tmp_path):
+    root, _, html = study
+    run = root / "runs" / f"n{NS[2]}-d{int(DS[2])}"
+    rel = f"../runs/n{NS[2]}-d{int(DS[2])}"
+    assert f'<a href="{rel}/">folder</a>' in html
+    assert f'<a href="{rel}/summary.json">summary.json</a>' in html
+    assert f'<a href="../runs/n{NS[0]}-d{int(DS[0])}/">folder</a> · no summary.json' in html
+    assert run_href(run, root / "report") == rel
+    assert run_href(run, tmp_path / "elsewhere") == run.resolve().as_uri()
+    assert (root / "report" / rel / "summary.json").resolve().exists()
 
 
 def test_paper_constants_beside_the_fitted_ones(study):
