@@ -30,7 +30,13 @@ from densescale.evaluate.cli import json_safe
 from densescale.evaluate.metrics import RANKING_KEYS
 from densescale.report.html import Section, render
 from densescale.report.laws import fit_laws
-from densescale.report.runs import done_rows, ranking_section, runs_section, validity_section
+from densescale.report.runs import (
+    done_rows,
+    metric_label,
+    ranking_section,
+    runs_section,
+    validity_section,
+)
 from densescale.study.results import read_results
 from densescale.utils import (
     atomic_write_json,
@@ -83,6 +89,38 @@ def _budget_section(fits: Path, figs: Path, budgets: list[float],
     if rows:
         sec.table(pd.DataFrame(rows))
     return sec, rows
+
+
+def _overlay_section(runs: pd.DataFrame, docs: dict[str, Any], metric: str, figs: Path
+                     ) -> tuple[Section, dict[str, Any]]:
+    """Every finished run against chance (CE) and against BM25 (nDCG@10)."""
+    from densescale.report.figures import (
+        bm25_levels,
+        chance_levels,
+        plot_ce_vs_chance,
+        plot_ndcg_vs_bm25,
+    )
+
+    sec = Section("Every run against chance and against BM25")
+    info = {"chance": chance_levels(runs), "bm25_ndcg@10": bm25_levels(runs)}
+    if not info["chance"]:
+        sec.warn("The results record neither a chance level nor the number of evaluation "
+                 "negatives W, so no chance line ln(W+1) is drawn.")
+    label = "contrastive entropy" if metric == "contrastive_entropy" else metric_label(
+        metric, runs).split(":")[0]
+    for p in plot_ce_vs_chance(runs, docs, metric, label, figs):
+        if p.suffix == ".png":
+            sec.figure(p, f"{label} of every finished run, the fitted model-size law (at the "
+                          "D of its sweep) and data-size law (at the N of its sweep); dashed: "
+                          "chance ln(W+1), what a model scoring every passage alike gets")
+    for p in plot_ndcg_vs_bm25(runs, figs):
+        if p.suffix == ".png":
+            sec.figure(p, "nDCG@10 of every finished run; dashed: BM25 on the same queries and "
+                          "pool (higher is better)")
+    if not info["bm25_ndcg@10"]:
+        sec.text("No BM25 reference in the results (set bm25: true in the study's eval: block), "
+                 "so no BM25 line.", "note")
+    return sec, info
 
 
 def _correlation_section(runs: pd.DataFrame, figs: Path) -> tuple[Section, dict]:
@@ -175,14 +213,15 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         corr_sec, corr = _correlation_section(done, figs)
         budget_sec, budget_rows = _budget_section(fits, figs, list(budgets),
                                                   list(inference_budgets))
+        overlay_sec, summary["overlays"] = _overlay_section(runs, docs, metric, figs)
     summary["correlation"] = corr
     summary["budget"] = budget_rows
     commands = commands or [f"densescale report --results {shlex.quote(results)} "
                             f"--out {shlex.quote(str(out))}"]
     page = render(
         title or "densescale scaling-law report",
-        [validity_sec, runs_section(runs, out), ranking_sec, *sections, corr_sec, budget_sec,
-         _settings_section(results, runs, commands)],
+        [validity_sec, runs_section(runs, out), ranking_sec, overlay_sec, *sections,
+         corr_sec, budget_sec, _settings_section(results, runs, commands)],
         subtitle=f"Results: {results}. Contrastive entropy is lower-is-better "
                  "(-log softmax of the positive against W sampled negatives; chance is "
                  "ln(W+1)). Laws fitted by "

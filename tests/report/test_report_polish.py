@@ -1,5 +1,5 @@
-"""Report polish (issue 15): tables that scroll in their own box, formatted intervals, per-run
-links, and the paper's constants beside the fitted ones.
+"""Report polish (issue 15): chance and BM25 lines, tables that scroll in their
+own box, formatted intervals, per-run links, and the paper's constants beside the fitted ones.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ def study(tmp_path_factory):
     pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
     s = make_report(root / "results.csv", root / "report", bootstrap=20)
     return root, s, Path(s["html"]).read_text()
+
+
+def test_chance_and_bm25_lines_are_drawn(study):
+    _, s, html = study
+    assert s["overlays"]["chance"] == [{"W": 256.0, "chance": pytest.approx(CHANCE)}]
+    assert s["overlays"]["bm25_ndcg@10"] == [0.55]
+    names = {Path(p).name for p in s["figures"]}
+    assert {"ce_vs_chance.png", "ndcg_at_10_vs_bm25.png"} <= names
+    assert "dashed: chance ln(W+1)" in html and "dashed: BM25 on the same queries" in html
 
 
 def test_intervals_are_formatted_never_raw_lists(study):
