@@ -77,9 +77,9 @@ def demo(
     summary = run_demo(out, workers=workers, bootstrap=bootstrap, progress=not as_json,
                        full=full)
     if as_json:
-        from densescale.laws.api import json_safe
+        from densescale.utils import dump_json
 
-        typer.echo(json.dumps(json_safe(summary), indent=2, allow_nan=False, default=str))
+        dump_json(summary)
     else:
         _print_summary(summary)
 
