@@ -28,6 +28,7 @@ from densescale import __version__
 from densescale.errors import DenseScaleError
 from densescale.evaluate.cli import json_safe
 from densescale.evaluate.metrics import RANKING_KEYS
+from densescale.report.headline import headline_section
 from densescale.report.html import Section, render
 from densescale.report.laws import fit_laws
 from densescale.report.runs import (
@@ -214,13 +215,14 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
         budget_sec, budget_rows = _budget_section(fits, figs, list(budgets),
                                                   list(inference_budgets))
         overlay_sec, summary["overlays"] = _overlay_section(runs, docs, metric, figs)
+    head_sec, summary["headline"] = headline_section(docs, summary["errors"], runs)
     summary["correlation"] = corr
     summary["budget"] = budget_rows
     commands = commands or [f"densescale report --results {shlex.quote(results)} "
                             f"--out {shlex.quote(str(out))}"]
     page = render(
         title or "densescale scaling-law report",
-        [validity_sec, runs_section(runs, out), ranking_sec, overlay_sec, *sections,
+        [head_sec, validity_sec, runs_section(runs, out), ranking_sec, overlay_sec, *sections,
          corr_sec, budget_sec, _settings_section(results, runs, commands)],
         subtitle=f"Results: {results}. Contrastive entropy is lower-is-better "
                  "(-log softmax of the positive against W sampled negatives; chance is "

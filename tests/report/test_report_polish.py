@@ -1,9 +1,10 @@
-"""Report polish (issue 15): chance and BM25 lines, tables that scroll in their
+"""Report polish (issue 15): the summary box, chance and BM25 lines, tables that scroll in their
 own box, formatted intervals, per-run links, and the paper's constants beside the fitted ones.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -55,6 +56,35 @@ def study(tmp_path_factory):
     pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
     s = make_report(root / "results.csv", root / "report", bootstrap=20)
     return root, s, Path(s["html"]).read_text()
+
+
+def test_summary_box_comes_first_with_laws_heldout_bm25_and_learned(study):
+    _, s, html = study
+    h = s["headline"]
+    assert set(h["laws"]) >= {"model", "data", "joint"}
+    assert h["laws"]["joint"]["r2"] > 0.99 and h["laws"]["joint"]["r2_log"] > 0.99
+    assert h["joint_heldout"]["n_heldout"] == 1
+    assert h["joint_heldout"]["mean_rel_error"] == s["laws"]["joint"]["holdout"][
+        "mean_rel_error"]
+    # the not-learned run has the highest nDCG@10 but is not the best model
+    assert h["best"]["ndcg@10"] == pytest.approx(0.7 - 0.1 * min(
+        r["ce"] for r in _learned_ce(study)))
+    assert h["best"]["bm25_ndcg@10"] == 0.55
+    assert h["runs"] == {"finished": 21, "of": 21, "learned": 20, "not_learned": 1,
+                         "unknown": 0}
+    body = html[html.index("<body>"):]
+    box = re.search(r'<div class="summary"><h2>Summary</h2>(.*?)</div>', body)
+    assert box and body.index('<div class="summary">') < body.index("<h2>Validity")
+    text = box.group(1)
+    for needle in ("Joint law L(N,D): A = ", "R² ", "(log)", "held-out point",
+                   "BM25 0.5500 on the same queries and pool", "20 of 21 finished runs learned"):
+        assert needle in text, needle
+
+
+def _learned_ce(study):
+    root, _, _ = study
+    df = pd.read_csv(root / "results.csv")
+    return [{"ce": v} for v in df[df["learned"]]["contrastive_entropy"]]
 
 
 def test_chance_and_bm25_lines_are_drawn(study):
@@ -138,3 +168,4 @@ def test_runs_table_fits_or_scrolls_at_1280px(study, tmp_path):
     assert doc_width <= 1280
     assert {"map", "recall@100", "recall@1000", "wall_time_s"} <= set(last["ths"])
     assert 0 <= last["left"] and last["right"] <= 1280  # reachable by scrolling its box
+    json.dumps(s["headline"], allow_nan=False)
