@@ -3,11 +3,11 @@
 The law figures come from ``densescale.laws.plots`` and show the fits; these two show every
 finished run against its references:
 
-* ``ce_vs_chance``: the fitted contrastive entropy against N and against D, with the fitted
-  model- and data-size laws and a dashed line at chance, ln(W+1) for W evaluation negatives (a
-  model that scores every passage alike gets exactly ln(W+1); contrastive entropy is defined in
-  Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3). Runs that did not learn
-  are grey crosses.
+* ``ce_vs_n_chance``, ``ce_vs_d_chance``: the fitted contrastive entropy against N (with the
+  fitted model-size law) and against D (with the data-size law), and a dashed line at chance,
+  ln(W+1) for W evaluation negatives (a model that scores every passage alike gets exactly
+  ln(W+1); contrastive entropy is defined in Fang et al., Scaling Laws for Dense Retrieval,
+  SIGIR 2024, Section 3). Runs that did not learn are grey crosses.
 * ``ndcg_vs_bm25``: nDCG@10 against N with BM25's nDCG@10 on the same queries and pool.
 """
 
@@ -102,22 +102,25 @@ def plot_ce_vs_chance(runs: pd.DataFrame, docs: dict[str, Any], metric: str, lab
         if metric in done.columns else done.iloc[:0]
     if done.empty:
         return []
-    fig = Figure(figsize=(10, 4))
-    for i, (x, law, xlabel) in enumerate((("n", "model", "non-embedding parameters N"),
-                                          ("d", "data", "annotated query-passage pairs D"))):
-        ax = fig.add_subplot(1, 2, i + 1)
+    paths: list[Path] = []
+    for x, law, xlabel in (("n", "model", "non-embedding parameters N"),
+                           ("d", "data", "annotated query-passage pairs D")):
+        fig = Figure(figsize=(5.5, 4))
+        ax = fig.add_subplot()
         _points(ax, done, x, metric)
-        xv = pd.to_numeric(done[x], errors="coerce").dropna().to_numpy(float)
-        _curve(ax, docs.get(law), law, np.geomspace(xv.min() / 1.3, xv.max() * 1.3, 200))
+        xv = pd.to_numeric(done[x], errors="coerce").to_numpy(float)
+        xv = xv[np.isfinite(xv) & (xv > 0)]
+        if xv.size:
+            _curve(ax, docs.get(law), law, np.geomspace(xv.min() / 1.3, xv.max() * 1.3, 200))
         for c in chance_levels(runs):
             ax.axhline(c["chance"], color="red", ls="--", lw=1.2,
                        label=f"chance ln(W+1) = {c['chance']:.3f} (W={c['W']:.0f})")
         ax.set_xscale("log")
-        ax.set(xlabel=xlabel, ylabel=label, title=f"{label} vs {x.upper()}")
+        ax.set(xlabel=xlabel, ylabel=label, title=f"{label} vs {x.upper()}, chance line")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, out_dir, "ce_vs_chance")
+        paths += _save(fig, out_dir, f"ce_vs_{x}_chance")
+    return paths
 
 
 def plot_ndcg_vs_bm25(runs: pd.DataFrame, out_dir: Path, key: str = "ndcg@10") -> list[Path]:

@@ -111,8 +111,9 @@ def _overlay_section(runs: pd.DataFrame, docs: dict[str, Any], metric: str, figs
         metric, runs).split(":")[0]
     for p in plot_ce_vs_chance(runs, docs, metric, label, figs):
         if p.suffix == ".png":
-            sec.figure(p, f"{label} of every finished run, the fitted model-size law (at the "
-                          "D of its sweep) and data-size law (at the N of its sweep); dashed: "
+            law = ("model-size law (at the D of its sweep)" if "_n_" in p.name else
+                   "data-size law (at the N of its sweep)")
+            sec.figure(p, f"{label} of every finished run and the fitted {law}; dashed: "
                           "chance ln(W+1), what a model scoring every passage alike gets")
     for p in plot_ndcg_vs_bm25(runs, figs):
         if p.suffix == ".png":

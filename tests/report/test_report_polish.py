@@ -92,7 +92,7 @@ def test_chance_and_bm25_lines_are_drawn(study):
     assert s["overlays"]["chance"] == [{"W": 256.0, "chance": pytest.approx(CHANCE)}]
     assert s["overlays"]["bm25_ndcg@10"] == [0.55]
     names = {Path(p).name for p in s["figures"]}
-    assert {"ce_vs_chance.png", "ndcg_at_10_vs_bm25.png"} <= names
+    assert {"ce_vs_n_chance.png", "ce_vs_d_chance.png", "ndcg_at_10_vs_bm25.png"} <= names
     assert "dashed: chance ln(W+1)" in html and "dashed: BM25 on the same queries" in html
 
 
