@@ -70,6 +70,9 @@ def headers(runs: pd.DataFrame) -> dict[str, str]:
     measured with different W never stand side by side unlabelled."""
     split = _one(_json_values(runs, "eval_config", "split"))
     w = _one(_json_values(runs, "eval_config", "negatives"))
+    if w is None and "chance" in runs.columns:  # chance = ln(W+1) of the final evaluation
+        chances = pd.to_numeric(runs["chance"], errors="coerce").dropna()
+        w = _one({str(round(math.exp(c) - 1)) for c in chances if 0 < c < 700})
     sel = _one({str(s) for s in runs.get("selection_split", pd.Series(dtype=object)).dropna()})
     w_sel = _one(_json_values(runs, "train_config", "selection", "negatives"))
     return {"contrastive_entropy": f"CE{_tag(split, w)}",

@@ -94,6 +94,7 @@ def test_chance_and_bm25_lines_are_drawn(study):
     names = {Path(p).name for p in s["figures"]}
     assert {"ce_vs_n_chance.png", "ce_vs_d_chance.png", "ndcg_at_10_vs_bm25.png"} <= names
     assert "dashed: chance ln(W+1)" in html and "dashed: BM25 on the same queries" in html
+    assert "<th>CE (W=256)</th>" in html  # W read back from the chance column
 
 
 def test_intervals_are_formatted_never_raw_lists(study):
