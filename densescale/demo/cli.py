@@ -43,7 +43,7 @@ def demo(
     scale: str = typer.Option("mini", "--scale", help="'mini' runs the CPU miniature; 'paper' "
                               "prints what the same study costs at the paper's scale."),
     full: bool = typer.Option(False, "--full", help="Train every point 4x longer (about an "
-                              "hour on 2 cores), for the targets the 15-minute miniature misses."),
+                              "hour on 2 cores), for the targets the miniature misses."),
     workers: int = typer.Option(2, "--workers", min=1,
                                 help="Training processes side by side (one thread each)."),
     bootstrap: int = typer.Option(200, help="Bootstrap resamples for the fits."),
