@@ -168,10 +168,7 @@ class Store:
     def _check_schema(self, create: bool) -> None:
         insp = sa.inspect(self.engine)
         if insp.has_table("meta"):
-            with self.engine.connect() as c:
-                v = c.execute(sa.select(meta_table.c.value).where(
-                    meta_table.c.key == "schema_version")).scalar()
-            version = int(v) if v is not None else 0
+            version = self._read_version()
             if version > SCHEMA_VERSION:
                 raise DenseScaleError(
                     f"results database {self.url} has schema version {version}, newer than this "
@@ -195,6 +192,21 @@ class Store:
                 self._check_schema(create=False)
         else:
             raise DenseScaleError(f"results database {self.url} holds no densescale results")
+
+    def _read_version(self, wait_s: float = 60.0) -> int:
+        """The stored schema version. A meta table without its version row is a database that
+        another process is creating right now (SQLite and MySQL commit CREATE TABLE before the
+        row is inserted): wait for the row rather than calling the database foreign."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self.engine.connect() as c:
+                v = c.execute(sa.select(meta_table.c.value).where(
+                    meta_table.c.key == "schema_version")).scalar()
+            if v is not None:
+                return int(v)
+            if time.monotonic() >= deadline:
+                return 0
+            time.sleep(0.2)
 
     def _migrate(self, version: int) -> None:
         """Bring an older database to the current schema in one transaction."""

@@ -256,3 +256,31 @@ def test_two_processes_syncing_the_same_points_at_once_both_succeed(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and len(Store(db).rows()) == 200
+
+
+
+def test_database_being_created_by_another_process_is_waited_for(tmp_path):
+    """SQLite commits CREATE TABLE before the version row is inserted: a second driver that
+    opens the database in that window waits for the row instead of calling it foreign."""
+    import threading
+    import time as _time
+
+    from densescale.study.store import meta_table, metadata
+
+    db = tmp_path / "r.db"
+    eng = sa.create_engine(f"sqlite:///{db}")
+    meta_table.create(eng)  # the first process's CREATE TABLE, committed; no version row yet
+
+    def finish():
+        _time.sleep(1.0)
+        metadata.create_all(eng)
+        with eng.begin() as c:
+            c.execute(meta_table.insert(), [{"key": "schema_version",
+                                             "value": str(SCHEMA_VERSION)}])
+
+    t = threading.Thread(target=finish)
+    t.start()
+    store = Store(db)  # before the fix: "schema version 0 ... no migration"
+    t.join()
+    assert store.schema_version() == SCHEMA_VERSION
+    eng.dispose()
