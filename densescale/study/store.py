@@ -8,7 +8,9 @@ row, never half of one and never two.
 
 The schema is versioned in the ``meta`` table; opening a database written by a newer densescale
 raises a clear error instead of guessing, and an older one is migrated in place (columns added by
-``ALTER TABLE ... ADD COLUMN``; existing rows keep their values, new columns start NULL).
+``ALTER TABLE ... ADD COLUMN``; existing rows keep their values, new columns start NULL; schema 4
+renames the metric columns to their SQL-safe keys, ``"ndcg@10"`` -> ``ndcg_at_10``, by
+``ALTER TABLE ... RENAME COLUMN``, values kept).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from densescale.errors import DenseScaleError
+from densescale.evaluate.metrics import LEGACY_COLUMNS, RANKING_KEYS, canonical_column
 from densescale.utils import prepare_output_dir
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("pending", "running", "done", "failed")
-RANKING = ("ndcg@10", "mrr@10", "recall@100", "recall@1000", "map")  # evaluate.metrics keys
+RANKING = RANKING_KEYS  # evaluate.metrics keys: ndcg_at_10, mrr_at_10, ... (SQL-safe)
 METRICS = ("contrastive_entropy", "contrastive_entropy_stderr", *RANKING)
 BM25 = tuple(f"bm25_{m}" for m in RANKING)  # BM25 on the same queries and pool (reference)
 # flat copies of the settings people filter on (the full settings are in the JSON columns)
@@ -63,7 +66,10 @@ V3_COLUMNS = [
     sa.Column("owner", sa.String(512)),  # "host|output_dir|pid ..." of the driver running it
     sa.Column("heartbeat", sa.Float),  # epoch seconds of the owner's last sign of life
 ]
-MIGRATIONS = {2: V2_COLUMNS, 3: V3_COLUMNS}  # version -> columns it added
+MIGRATIONS = {2: V2_COLUMNS, 3: V3_COLUMNS, 4: []}  # version -> columns it added
+# schema version 4: the metric columns of versions 1-3 renamed to their SQL-safe keys
+V4_RENAMES = {old: canonical_column(old) for old in
+              (*LEGACY_COLUMNS, *(f"bm25_{o}" for o in LEGACY_COLUMNS))}
 
 runs_table = sa.Table(
     "runs", metadata,
@@ -218,6 +224,11 @@ class Store:
         try:
             with self.engine.begin() as c:
                 have = {col["name"] for col in sa.inspect(c).get_columns("runs")}
+                for old, new in (V4_RENAMES.items() if version < 4 else ()):
+                    if old in have and new not in have:  # before the adds (V2 names are new)
+                        c.execute(sa.text(f"ALTER TABLE runs RENAME COLUMN {quote(old)} TO "
+                                          f"{quote(new)}"))
+                        have = (have - {old}) | {new}
                 for col in (c for v in range(version + 1, SCHEMA_VERSION + 1)
                             for c in MIGRATIONS[v]):
                     if col.name not in have:
@@ -236,8 +247,10 @@ class Store:
     def upsert(self, spec_hash: str, point_key: str, **values: Any) -> None:
         """Insert or update the row of (spec_hash, point_key) in one transaction.
 
-        Dict/list values are stored as JSON text; unknown keys are an error.
+        Dict/list values are stored as JSON text; unknown keys are an error; the metric names
+        of schemas 1-3 (``ndcg@10``, ``bm25_ndcg@10``) are accepted for their new columns.
         """
+        values = {canonical_column(k): v for k, v in values.items()}
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise KeyError(f"unknown result columns: {sorted(unknown)}")

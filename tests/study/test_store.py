@@ -28,13 +28,13 @@ def test_upsert_is_unique_per_spec_and_point(tmp_path):
     store = Store(tmp_path / "r.db")
     for ce in (1.0, 0.5):
         store.upsert("h1", "p1", rung="bert-tiny", d=10, annotation="human", seed=1,
-                     status="done", contrastive_entropy=ce, **{"ndcg@10": 0.25},
+                     status="done", contrastive_entropy=ce, ndcg_at_10=0.25,
                      hardware={"cpu": 2})
     store.upsert("h2", "p1", rung="bert-tiny", d=10, annotation="human", seed=1)
     rows = store.rows()
     assert len(rows) == 2
     r = store.row("h1", "p1")
-    assert r["contrastive_entropy"] == 0.5 and r["ndcg@10"] == 0.25
+    assert r["contrastive_entropy"] == 0.5 and r["ndcg_at_10"] == 0.25
     assert json.loads(r["hardware"]) == {"cpu": 2}
     assert store.row("h2", "p1")["status"] == "pending"
     with pytest.raises(sa.exc.IntegrityError):  # the database itself forbids duplicates
@@ -146,9 +146,9 @@ def test_schema_1_database_is_migrated_in_place(tmp_path):
     (row,) = store.rows()
     assert row["contrastive_entropy"] == 2.5 and row["learned"] is None
     store.upsert("h", "p", learned=False, invalid_reason="not below chance",
-                 **{"bm25_ndcg@10": 0.4})
+                 bm25_ndcg_at_10=0.4)
     row = Store(db).row("h", "p")  # reopening finds the current version: no second migration
-    assert row["learned"] is False and row["bm25_ndcg@10"] == 0.4
+    assert row["learned"] is False and row["bm25_ndcg_at_10"] == 0.4
 
 
 def test_validity_columns_reach_status_and_exports(tmp_path):
@@ -170,7 +170,7 @@ def test_validity_columns_reach_status_and_exports(tmp_path):
     for df in (pd.read_csv(tmp_path / "r.csv"), pd.read_parquet(tmp_path / "r.parquet")):
         for col in ("dataset", "learned", "invalid_reason", "step0_contrastive_entropy",
                     "chance", "best_step", "selection_split", "contrastive_entropy_calibrated",
-                    "calibration_scale", "calibration_source", "bm25_ndcg@10"):
+                    "calibration_scale", "calibration_source", "bm25_ndcg_at_10"):
             assert col in df.columns, col
         done = df[df.status == "done"].set_index("contrastive_entropy")
         assert done.loc[5.9, "learned"] in (False, 0.0) and done.loc[3.1, "learned"] in (True,
