@@ -89,8 +89,9 @@ def check_targets(summary: dict[str, Any], runs: pd.DataFrame) -> list[Target]:
         f"{excluded}", "0 not-learned points in any fitted law"))
 
     # 2. best model against BM25
-    if "ndcg@10" in runs.columns and "bm25_ndcg@10" in runs.columns:
-        best, bm25 = float(runs["ndcg@10"].max()), float(runs["bm25_ndcg@10"].dropna().iloc[0])
+    if "ndcg_at_10" in runs.columns and "bm25_ndcg_at_10" in runs.columns:
+        best = float(runs["ndcg_at_10"].max())
+        bm25 = float(runs["bm25_ndcg_at_10"].dropna().iloc[0])
         out.append(Target("best nDCG@10 >= half of BM25", best >= MIN_BM25_SHARE * bm25,
                           f"best {best:.3f}, BM25 {bm25:.3f} ({best / bm25:.0%})",
                           f">= {MIN_BM25_SHARE:.0%} of BM25"))

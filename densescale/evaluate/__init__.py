@@ -2,7 +2,7 @@
 
     from densescale.evaluate import contrastive_entropy, ranking_metrics, evaluate_model
     ce = contrastive_entropy(encoder, dataset, "test")          # CEResult, lower is better
-    rm = ranking_metrics(encoder, dataset, "test")              # {"ndcg@10": ..., ...}
+    rm = ranking_metrics(encoder, dataset, "test")              # {"ndcg_at_10": ..., ...}
 
 Settings: ``EvalConfig`` (densescale.evaluate.config), passed as ``config=`` or as keyword
 overrides; metric names: ``densescale.evaluate.metrics``.

@@ -11,7 +11,7 @@ on disk (``densescale.utils.cache_dir()/bm25/``) per (corpus ids, split, ranked 
 their texts and qrels, pool, k, metrics): a study computes it once, not once per model.
 
     from densescale.evaluate.bm25 import bm25_metrics
-    bm25_metrics(ds, "test")          # {"ndcg@10": 0.66, "mrr@10": ..., ...}
+    bm25_metrics(ds, "test")          # {"ndcg_at_10": 0.66, "mrr_at_10": ..., ...}
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from densescale.evaluate.config import EvalConfig
+from densescale.evaluate.metrics import canonical
 from densescale.evaluate.negatives import corpus_fingerprint
 from densescale.evaluate.ranking import (
     compute_metrics,
@@ -111,7 +112,8 @@ def bm25_metrics(dataset: Any, split: str, config: EvalConfig | None = None, *,
             doc = json.loads(path.read_text())
             if doc.get("key") == key:
                 _MEMORY[key] = doc
-                return dict(doc["metrics"])
+                # keys of an older cache (ndcg@10) -> today's (ndcg_at_10)
+                return {canonical(k): v for k, v in doc["metrics"].items()}
         except (OSError, ValueError):
             pass  # a corrupt cache file is recomputed (BM25 is deterministic)
     qrels = ranking_queries(ds, split, cfg.ranking_max_queries, cfg.seed)
@@ -124,5 +126,5 @@ def bm25_metrics(dataset: Any, split: str, config: EvalConfig | None = None, *,
 
 
 def prefixed(metrics: dict[str, float]) -> dict[str, float]:
-    """``{"ndcg@10": v}`` -> ``{"bm25_ndcg@10": v}`` (result-row columns)."""
+    """``{"ndcg_at_10": v}`` -> ``{"bm25_ndcg_at_10": v}`` (result-row columns)."""
     return {PREFIX + k: v for k, v in metrics.items()}

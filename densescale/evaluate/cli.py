@@ -168,8 +168,9 @@ eval_cmd.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
 
 
 def correlate_cmd(
-    results: Path = typer.Option(..., "--results", help="CSV or JSONL of result rows (one per "
-                                 "model), e.g. from `densescale eval --out`."),
+    results: str = typer.Option(..., "--results", help="Result rows (one per model): a folder "
+                                "from `densescale eval --out` (results.jsonl), JSONL, CSV, "
+                                "Parquet, a study database (path or URL) or a study spec."),
     metric: str = typer.Option("contrastive_entropy", "--metric", help="x variable."),
     others: str | None = typer.Option(None, "--others", help="Comma-separated metrics "
                                       "(default: ranking metrics found in the rows)."),

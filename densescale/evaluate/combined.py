@@ -6,7 +6,7 @@ temperature is fitted) is kept from those shards, so nothing is encoded twice.
 
     from densescale.evaluate import evaluate_model
     row = evaluate_model("runs/bert-tiny", "squad_v11", "test")
-    row["contrastive_entropy"], row["contrastive_entropy_calibrated"], row["ndcg@10"]
+    row["contrastive_entropy"], row["contrastive_entropy_calibrated"], row["ndcg_at_10"]
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def evaluate_model(
         "calibration_scale", "calibration_source", "chance", "n_pairs", "negatives",
         "repeats", "seed", "pool_size", "n_encoded_passages", <metric key>: value ...,
         ["bm25_<metric key>": value ...,] "seconds_total"}: the row format ``correlate`` and
-        the study read (metric keys from ``densescale.evaluate.metrics``: ndcg@10, mrr@10,
-        recall@100, recall@1000, map).
+        the study read (metric keys from ``densescale.evaluate.metrics``: ndcg_at_10, mrr_at_10,
+        recall_at_100, recall_at_1000, map).
     """
     t0 = time.perf_counter()
     cfg = EvalConfig.resolve(config, **overrides)

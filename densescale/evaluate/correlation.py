@@ -6,55 +6,41 @@ calls the relation strong (Recall@1000 close to linear) but gives no coefficient
 report Pearson's r and Spearman's rho (scipy) per metric.
 
     rows = [evaluate_model(m, ds, "test") for m in models]
-    correlate(rows)              # {"ndcg@10": {"pearson": -0.97, "spearman": -1.0, ...}, ...}
+    correlate(rows)              # {"ndcg_at_10": {"pearson": -0.97, "spearman": -1.0, ...}, ...}
     plot_correlation(rows, "plots/")
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from densescale.errors import DataError
 from densescale.evaluate.metrics import RANKING_KEYS, canonical, label
 
 CE = "contrastive_entropy"
 
 
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Result rows from a CSV (header line) or JSONL file (one object per line, or a JSON list)."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError("results file not found", p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError("not a UTF-8 CSV or JSONL file of result rows", p) from None
-    if p.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-    else:
-        stripped = text.lstrip()
-        if stripped.startswith("["):
-            try:
-                rows = json.loads(stripped)
-            except json.JSONDecodeError as e:
-                raise DataError(f"malformed JSON: {e.msg}", p, e.lineno) from None
-        else:
-            rows = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise DataError(f"malformed JSON: {e.msg}", p, n) from None
-    if not rows:
-        raise DataError("no result rows", p)
-    return rows
+    """Result rows of a results source, through ``densescale.study.results.read_results``:
+    CSV, Parquet, JSON lines (``eval --out``), the results database (path or URL), a study
+    spec, or a folder holding one of them; finished rows only where a ``status`` column
+    exists. Old metric columns (``ndcg@10``) arrive under their keys (``ndcg_at_10``)."""
+    from densescale.study.results import read_results
+
+    frame = read_results(path, metric=None, done_only=True)
+    return frame.drop(columns=["row"]).to_dict("records")
+
+
+def _name(row: dict[str, Any]) -> str:
+    """A model's label in the scatter: its ``model`` (eval rows), else its ``rung``."""
+    for k in ("model", "rung"):
+        v = row.get(k)
+        if isinstance(v, str) and v:
+            return v
+    return ""
 
 
 def _num(v: Any) -> float:
@@ -84,7 +70,7 @@ def correlate(rows: Sequence[dict[str, Any]], metric: str = CE,
             shows as a *negative* correlation with nDCG/MRR/recall/MAP).
         others: metrics to correlate with (default: the columns of the rows that name a ranking
             metric of ``densescale.evaluate.metrics``, canonical keys or older aliases, in
-            table order).
+            table order, and hold at least one number).
 
     Returns:
         {other: {"pearson", "pearson_p", "spearman", "spearman_p", "n"}} (nan when n < 3 or a
@@ -94,7 +80,8 @@ def correlate(rows: Sequence[dict[str, Any]], metric: str = CE,
 
     if others is None:
         present = set().union(*(r.keys() for r in rows)) if rows else set()
-        found = [c for c in present if canonical(c) in RANKING_KEYS]
+        found = [c for c in present if canonical(c) in RANKING_KEYS   # with values
+                 and any(math.isfinite(_num(r.get(c))) for r in rows)]
         others = sorted(found, key=lambda c: (RANKING_KEYS.index(canonical(c)), c))
     out: dict[str, dict[str, float]] = {}
     for o in others:
@@ -130,7 +117,7 @@ def plot_correlation(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike,
     written: list[Path] = []
     for o, c in corr.items():
         xs, ys = _pairs(rows, metric, o)
-        labels = [str(r.get("model", "")) for r in rows
+        labels = [_name(r) for r in rows
                   if math.isfinite(_num(r.get(metric))) and math.isfinite(_num(r.get(o)))]
         fig, ax = plt.subplots(figsize=(4.2, 3.4))
         ax.scatter(xs, ys, s=28, color="tab:blue", zorder=3)

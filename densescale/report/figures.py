@@ -45,7 +45,7 @@ def chance_levels(runs: pd.DataFrame) -> list[dict[str, float]]:
     return [{"W": float(round(math.exp(c) - 1)), "chance": c} for c in sorted(values)]
 
 
-def bm25_levels(runs: pd.DataFrame, key: str = "ndcg@10") -> list[float]:
+def bm25_levels(runs: pd.DataFrame, key: str = "ndcg_at_10") -> list[float]:
     """Distinct BM25 values of ``key`` among the finished runs (one per query set and pool)."""
     col = f"bm25_{key}"
     done = done_rows(runs)
@@ -123,7 +123,7 @@ def plot_ce_vs_chance(runs: pd.DataFrame, docs: dict[str, Any], metric: str, lab
     return paths
 
 
-def plot_ndcg_vs_bm25(runs: pd.DataFrame, out_dir: Path, key: str = "ndcg@10") -> list[Path]:
+def plot_ndcg_vs_bm25(runs: pd.DataFrame, out_dir: Path, key: str = "ndcg_at_10") -> list[Path]:
     """The ranking metric vs N for every finished run, with the BM25 line(s)."""
     done = done_rows(runs)
     if key not in done.columns or pd.to_numeric(done[key], errors="coerce").notna().sum() == 0:

@@ -45,19 +45,19 @@ def _runs(runs: pd.DataFrame) -> dict[str, int]:
 
 def _best(runs: pd.DataFrame) -> dict[str, Any] | None:
     """The learned (or not-known-bad) run with the best nDCG@10, with BM25's nDCG@10 on the
-    same queries and pool (its own row's ``bm25_ndcg@10``)."""
+    same queries and pool (its own row's ``bm25_ndcg_at_10``)."""
     done = done_rows(runs)
-    if "ndcg@10" not in done.columns:
+    if "ndcg_at_10" not in done.columns:
         return None
     ok = done[~not_learned(done)]
-    vals = pd.to_numeric(ok["ndcg@10"], errors="coerce")
+    vals = pd.to_numeric(ok["ndcg_at_10"], errors="coerce")
     if vals.notna().sum() == 0:
         return None
     row = ok.loc[vals.idxmax()]
-    bm25 = row.get("bm25_ndcg@10")
+    bm25 = row.get("bm25_ndcg_at_10")
     bm25 = None if bm25 is None or pd.isna(bm25) else float(bm25)
     best = float(vals.max())
-    return {"ndcg@10": best, "bm25_ndcg@10": bm25,
+    return {"ndcg_at_10": best, "bm25_ndcg_at_10": bm25,
             "ratio_to_bm25": best / bm25 if bm25 else None,
             "rung": None if pd.isna(row.get("rung")) else str(row.get("rung")),
             "n": float(row["n"]), "d": float(row["d"]), "annotation": str(row["annotation"])}
@@ -97,10 +97,10 @@ def headline_section(docs: dict[str, Any], errors: dict[str, str], runs: pd.Data
     else:
         who = f"{best['rung'] or 'N=' + _f(best['n'])}, D = {_f(best['d'])}, {best['annotation']}"
         vs = ("no BM25 reference (set bm25: true in the study's eval: block)"
-              if best["bm25_ndcg@10"] is None else
-              f"BM25 {best['bm25_ndcg@10']:.4f} on the same queries and pool "
+              if best["bm25_ndcg_at_10"] is None else
+              f"BM25 {best['bm25_ndcg_at_10']:.4f} on the same queries and pool "
               f"({best['ratio_to_bm25']:.0%} of BM25)")
-        lines.append(f"Best model: nDCG@10 {best['ndcg@10']:.4f} ({who}); {vs}.")
+        lines.append(f"Best model: nDCG@10 {best['ndcg_at_10']:.4f} ({who}); {vs}.")
     r = out["runs"] = _runs(runs)
     if r["learned"] is None:
         lines.append(f"Runs: {r['finished']} finished of {r['of']}; whether they learned is "

@@ -103,7 +103,7 @@ def _overlay_section(runs: pd.DataFrame, docs: dict[str, Any], metric: str, figs
     )
 
     sec = Section("Every run against chance and against BM25")
-    info = {"chance": chance_levels(runs), "bm25_ndcg@10": bm25_levels(runs)}
+    info = {"chance": chance_levels(runs), "bm25_ndcg_at_10": bm25_levels(runs)}
     if not info["chance"]:
         sec.warn("The results record neither a chance level nor the number of evaluation "
                  "negatives W, so no chance line ln(W+1) is drawn.")
@@ -119,7 +119,7 @@ def _overlay_section(runs: pd.DataFrame, docs: dict[str, Any], metric: str, figs
         if p.suffix == ".png":
             sec.figure(p, "nDCG@10 of every finished run; dashed: BM25 on the same queries and "
                           "pool (higher is better)")
-    if not info["bm25_ndcg@10"]:
+    if not info["bm25_ndcg_at_10"]:
         sec.text("No BM25 reference in the results (set bm25: true in the study's eval: block), "
                  "so no BM25 line.", "note")
     return sec, info

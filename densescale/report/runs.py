@@ -80,7 +80,8 @@ def headers(runs: pd.DataFrame) -> dict[str, str]:
             "contrastive_entropy_calibrated": f"calibrated CE{_tag(split, w)}",
             "chance": f"chance ln(W+1){_tag(None, w)}",
             "step0_contrastive_entropy": f"step-0 CE{_tag(sel, w_sel)}",
-            "best_step": "best @ step", "invalid_reason": "why not learned"}
+            "best_step": "best @ step", "invalid_reason": "why not learned",
+            **{k: label(k) for k in RANKING_KEYS}}
 
 
 def run_href(folder: str | Path, out: Path) -> str:
@@ -204,11 +205,12 @@ def ranking_section(runs: pd.DataFrame) -> tuple[Section, dict[str, Any]]:
         classes.append("reference")
     sec.table(table, row_classes=classes)
     ok = done[~not_learned(done)]
-    if "ndcg@10" in keys and "ndcg@10" in bm25 and ok["ndcg@10"].notna().any():
-        best = float(ok["ndcg@10"].max())
-        out["best_ndcg@10"], out["ratio_to_bm25"] = best, best / bm25["ndcg@10"] if \
-            bm25["ndcg@10"] > 0 else math.nan
-        sec.text(f"Best learned model: nDCG@10 {best:.4g}, against BM25's {bm25['ndcg@10']:.4g} "
+    if "ndcg_at_10" in keys and "ndcg_at_10" in bm25 and ok["ndcg_at_10"].notna().any():
+        best = float(ok["ndcg_at_10"].max())
+        out["best_ndcg_at_10"], out["ratio_to_bm25"] = best, best / bm25["ndcg_at_10"] if \
+            bm25["ndcg_at_10"] > 0 else math.nan
+        sec.text(f"Best learned model: nDCG@10 {best:.4g}, against BM25's "
+                 f"{bm25['ndcg_at_10']:.4g} "
                  f"on the same queries and pool ({out['ratio_to_bm25']:.0%} of BM25).")
     elif not bm25:
         sec.text("No BM25 reference was computed (set `bm25: true` in the study's eval: block).",

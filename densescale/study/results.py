@@ -1,8 +1,12 @@
 """Read a study's results: the one reader behind ``densescale fit`` and ``densescale report``.
 
-Sources: a CSV or Parquet export, the results database (SQLite path or SQLAlchemy URL, table
-``runs``) or a study spec (YAML; its design's rows via ``results_frame``). Every column of the
-source is kept; in front come the normalised columns the laws and the report read:
+Sources: a CSV or Parquet export, JSON lines (``eval --out``: one row per line; or a JSON
+list), the results database (SQLite path or SQLAlchemy URL, table ``runs``), a study spec
+(YAML; its design's rows via ``results_frame``) or a folder holding one of ``results.jsonl``,
+``results.csv``, ``results.parquet``, ``results.db`` (the first found). Every column of the
+source is kept (the metric columns of exports before results schema 4, ``ndcg@10`` ...,
+renamed to their SQL-safe keys, ``ndcg_at_10`` ..., by ``metrics.canonical_column``); in front
+come the normalised columns the laws and the report read:
 
 * ``n`` (non-embedding parameters) and ``d`` (annotated pairs), as floats (NaN when absent);
 * ``annotation`` (str, "human" when the source has no such column);
@@ -24,12 +28,15 @@ import numpy as np
 import pandas as pd
 
 from densescale.errors import DataError
+from densescale.evaluate.metrics import canonical, canonical_column, legacy_renames
 
 DEFAULT_METRIC = "contrastive_entropy"
 DB_TABLE = "runs"
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SPEC_SUFFIXES = (".yaml", ".yml")
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+FOLDER_FILES = ("results.jsonl", "results.csv", "results.parquet", "results.db")
 FRONT = ("n", "d", "annotation", "y", "sigma", "heldout", "learned", "row")
 _TRUE = {"1", "true", "yes", "y", "t", "1.0"}
 _FALSE = {"0", "false", "no", "n", "f", "0.0"}
@@ -69,9 +76,51 @@ def _read_spec(source: str) -> pd.DataFrame:
     return df
 
 
+def _read_json(source: str) -> pd.DataFrame:
+    """JSON lines (one object per line, line numbers as ``row``) or one JSON list."""
+    import json
+
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError("not a UTF-8 JSON lines file of result rows", source) from None
+    rows, lines = [], []
+    if text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"malformed JSON: {e.msg}", source, e.lineno) from None
+        lines = list(range(1, len(rows) + 1))
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"malformed JSON: {e.msg}", source, n) from None
+                lines.append(n)
+    bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise DataError(f"a result row must be a JSON object, got {type(rows[bad]).__name__}",
+                        source, lines[bad])
+    df = pd.DataFrame(rows)
+    df["row"] = lines                                        # line (or list position)
+    return df
+
+
+def _in_folder(source: str) -> str:
+    """The results file inside a folder (``eval --out``, ``study export --out``)."""
+    for name in FOLDER_FILES:
+        if (Path(source) / name).is_file():
+            return str(Path(source) / name)
+    raise DataError(f"folder holds none of {', '.join(FOLDER_FILES)}", source)
+
+
 def _read_file(source: str) -> pd.DataFrame:
     if not Path(source).is_file():
         raise DataError("results file not found", source)
+    if source.endswith(JSON_SUFFIXES):
+        return _read_json(source)
     if source.endswith(PARQUET_SUFFIXES):
         try:
             df = pd.read_parquet(source)
@@ -117,10 +166,12 @@ def read_results(source: str | Path, metric: str | None = DEFAULT_METRIC, *,
     """Read a results table and normalise it (columns: see the module docstring).
 
     Args:
-        source: ``.csv`` or ``.parquet`` export, ``.db``/``.sqlite`` file or SQLAlchemy URL
-            (table ``runs``), or a ``.yaml``/``.yml`` study spec.
+        source: ``.csv``, ``.parquet`` or ``.jsonl`` export, ``.db``/``.sqlite`` file or
+            SQLAlchemy URL (table ``runs``), a ``.yaml``/``.yml`` study spec, or a folder
+            holding ``results.{jsonl,csv,parquet,db}``.
         metric: column holding the metric to fit (lower is better), copied to ``y`` with its
-            standard error in ``sigma``; None reads the table without a metric.
+            standard error in ``sigma`` (a metric's alias, e.g. ``nDCG@10``, names its
+            column); None reads the table without a metric.
         done_only: keep only rows with ``status == 'done'`` (where a ``status`` column exists).
 
     Returns:
@@ -131,12 +182,17 @@ def read_results(source: str | Path, metric: str | None = DEFAULT_METRIC, *,
             true/false column (heldout, learned) with another value, or has no rows left.
     """
     source = str(source)
+    if "://" not in source and Path(source).is_dir():
+        source = _in_folder(source)
     if source.endswith(SPEC_SUFFIXES):
         df = _read_spec(source)
     elif "://" in source or source.endswith(DB_SUFFIXES):
         df = _read_db(source)
     else:
         df = _read_file(source)
+    df = df.rename(columns=legacy_renames(df.columns))
+    if metric is not None:
+        metric = canonical_column(canonical(metric))  # nDCG@10, ndcg@10 -> ndcg_at_10
     if metric is not None and metric not in df.columns:
         raise DataError(f"metric column {metric!r} not found (columns: "
                         f"{[c for c in df.columns if c != 'row']})", source)

@@ -47,9 +47,9 @@ def test_demo_design(tmp_path, datasets_dir, monkeypatch):
 def test_targets_fail_on_points_that_did_not_learn():
     runs = pd.DataFrame([
         {"rung": "a", "n": 1e4, "d": 1e3, "annotation": "human", "seed": 1, "heldout": False,
-         "learned": True, "ndcg@10": 0.5, "bm25_ndcg@10": 0.8},
+         "learned": True, "ndcg_at_10": 0.5, "bm25_ndcg_at_10": 0.8},
         {"rung": "b", "n": 1e5, "d": 1e3, "annotation": "human", "seed": 1, "heldout": False,
-         "learned": False, "ndcg@10": 0.3, "bm25_ndcg@10": 0.8},
+         "learned": False, "ndcg_at_10": 0.3, "bm25_ndcg_at_10": 0.8},
     ])
     summary = {"laws": {"model": {"fit": {"r2": 0.99, "r2_log": 0.99}, "excluded": [{}]}}}
     got = {t.name: t for t in check_targets(summary, runs)}

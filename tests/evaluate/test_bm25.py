@@ -43,12 +43,12 @@ def test_evaluate_model_bm25_columns_and_cache(ds, monkeypatch):
                          bm25=True)
     assert {f"bm25_{k}" for k in RANKING_KEYS} <= set(row)
     direct = bm25_metrics(ds, "test", EvalConfig(k=100), use_cache=False)
-    assert row["bm25_ndcg@10"] == pytest.approx(direct["ndcg@10"], abs=1e-12)
-    assert 0.5 < direct["ndcg@10"] <= 1.0
+    assert row["bm25_ndcg_at_10"] == pytest.approx(direct["ndcg_at_10"], abs=1e-12)
+    assert 0.5 < direct["ndcg_at_10"] <= 1.0
     # only passages sharing a term are ranked: a run shorter than k is exhaustive, not cut
-    assert direct["recall@1000"] >= direct["recall@100"] > 0.9
+    assert direct["recall_at_1000"] >= direct["recall_at_100"] > 0.9
     cut = bm25_metrics(ds, "test", EvalConfig(k=20), use_cache=False)
-    assert np.isnan(cut["recall@100"])  # cut deeper than k, as for dense ranking
+    assert np.isnan(cut["recall_at_100"])  # cut deeper than k, as for dense ranking
     # a second model (or process) reads the disk cache instead of ranking again
     bm25mod._MEMORY.clear()
     def not_cached(*a, **k):
@@ -56,7 +56,7 @@ def test_evaluate_model_bm25_columns_and_cache(ds, monkeypatch):
 
     monkeypatch.setattr(bm25mod, "bm25_run", not_cached)
     again = bm25_metrics(ds, "test", EvalConfig(k=100))
-    assert again["ndcg@10"] == direct["ndcg@10"]
+    assert again["ndcg_at_10"] == direct["ndcg_at_10"]
     with pytest.raises(RuntimeError, match="not cached"):  # another pool is another key
         bm25_metrics(ds, "test", EvalConfig(k=100, ranking_pool_size=200))
 
@@ -65,8 +65,8 @@ def test_bm25_on_scifact_test(scifact_path):
     """Whole SciFact corpus, every test query. BEIR reports nDCG@10 0.665 for BM25 (Elastic);
     measured here 0.6625 (Recall@100 0.876). A broken tokeniser lands far below 0.6."""
     out = bm25_metrics(open_dataset(scifact_path), "test", use_cache=False)
-    assert 0.62 < out["ndcg@10"] < 0.71
-    assert 0.82 < out["recall@100"] < 0.93
+    assert 0.62 < out["ndcg_at_10"] < 0.71
+    assert 0.82 < out["recall_at_100"] < 0.93
 
 
 def test_cli_eval_bm25(ds, tmp_path):
@@ -87,5 +87,5 @@ def test_cli_eval_bm25(ds, tmp_path):
                                    "--no-ranking", "--json", "--quiet"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
-    assert "ndcg@10" not in row and row["bm25_ndcg@10"] > 0.5
-    assert row["bm25_recall@100"] is None  # NaN (cut deeper than k) prints as null
+    assert "ndcg_at_10" not in row and row["bm25_ndcg_at_10"] > 0.5
+    assert row["bm25_recall_at_100"] is None  # NaN (cut deeper than k) prints as null

@@ -30,9 +30,9 @@ def test_correlate_hand_values():
     assert c["nDCG@10"]["pearson"] == pytest.approx(r, abs=1e-12)
     assert c["nDCG@10"]["n"] == 4
     assert math.isnan(correlate(ROWS[:2])["nDCG@10"]["pearson"])  # too few models
-    rows = [{"contrastive_entropy": r["contrastive_entropy"], "ndcg@10": r["nDCG@10"],
-             "recall@1000": r["R@1000"], "bm25_ndcg@10": 0.6} for r in ROWS]
-    assert list(correlate(rows)) == ["ndcg@10", "recall@1000"]  # canonical keys, table order
+    rows = [{"contrastive_entropy": r["contrastive_entropy"], "ndcg_at_10": r["nDCG@10"],
+             "recall_at_1000": r["R@1000"], "bm25_ndcg_at_10": 0.6} for r in ROWS]
+    assert list(correlate(rows)) == ["ndcg_at_10", "recall_at_1000"]  # canonical keys, table order
 
 
 def test_plot_writes_png_and_svg(tmp_path):
@@ -69,8 +69,8 @@ def test_cli_eval_json(tmp_path):
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
     assert 0 < row["contrastive_entropy"] < math.log(17)
-    assert {"ndcg@10", "mrr@10", "recall@100", "recall@1000", "map"} <= set(row)
-    assert row["recall@1000"] is None  # NaN (cut deeper than k=20) prints as null
+    assert {"ndcg_at_10", "mrr_at_10", "recall_at_100", "recall_at_1000", "map"} <= set(row)
+    assert row["recall_at_1000"] is None  # NaN (cut deeper than k=20) prints as null
     assert "NaN" not in res.stdout and row["chance"] == pytest.approx(math.log(17))
     assert row["eval_config"]["negatives"] == 16 and row["eval_config"]["k"] == 20
     assert len((tmp_path / "run.trec").read_text().splitlines()) == 6 * 20

@@ -42,16 +42,16 @@ def test_metrics_agree_with_pytrec_eval(ds, tmp_path):
     top10 = {q: dict(sorted(h.items(), key=lambda x: -x[1])[:10]) for q, h in run.items()}
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
     ref = {
-        "ndcg@10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
-        "mrr@10": np.mean([v["recip_rank"] for v in rr.values()]),
-        "recall@100": np.mean([v["recall_100"] for v in per_q.values()]),
+        "ndcg_at_10": np.mean([v["ndcg_cut_10"] for v in per_q.values()]),
+        "mrr_at_10": np.mean([v["recip_rank"] for v in rr.values()]),
+        "recall_at_100": np.mean([v["recall_100"] for v in per_q.values()]),
         "map": np.mean([v["map"] for v in per_q.values()]),
     }
-    assert 0.2 < ref["ndcg@10"] < 1.0  # not a degenerate fixture
+    assert 0.2 < ref["ndcg_at_10"] < 1.0  # not a degenerate fixture
     assert set(got) == set(RANKING_KEYS)  # canonical keys only
     for name, value in ref.items():
         assert got[name] == pytest.approx(value, abs=1e-6), name
-    assert np.isnan(got["recall@1000"])  # a top-100 run cannot give Recall@1000
+    assert np.isnan(got["recall_at_1000"])  # a top-100 run cannot give Recall@1000
     lines = (tmp_path / "run.trec").read_text().splitlines()
     assert len(lines) == 25 * 100
     first = lines[0].split()
@@ -107,8 +107,8 @@ def test_evaluate_model_encodes_corpus_once(ds):
     ce = contrastive_entropy(HashBowEncoder(), ds, "test", negatives=32, repeats=3)
     assert row["contrastive_entropy"] == pytest.approx(ce.mean, abs=1e-6)
     assert row["contrastive_entropy_stderr"] == pytest.approx(ce.stderr, abs=1e-6)
-    assert row["ndcg@10"] == pytest.approx(
-        ranking_metrics(HashBowEncoder(), ds, "test", k=50)["ndcg@10"], abs=1e-9)
+    assert row["ndcg_at_10"] == pytest.approx(
+        ranking_metrics(HashBowEncoder(), ds, "test", k=50)["ndcg_at_10"], abs=1e-9)
     assert row["chance"] == pytest.approx(np.log(33))
     assert row["contrastive_entropy_calibrated"] is None  # dot scores, no declared scale
     assert row["calibration_source"] is None
@@ -139,6 +139,6 @@ def test_metric_deeper_than_search_is_nan():
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         out = compute_metrics(qrels, run, ["R@2", "Recall@1000"], depth=2)
-    assert out["R@2"] == 0.5 and math.isnan(out["recall@1000"]) and w
+    assert out["R@2"] == 0.5 and math.isnan(out["recall_at_1000"]) and w
     exhaustive = compute_metrics(qrels, {"q1": {"d1": 1.0}, "q2": {}}, ["R@1000"], depth=2)
-    assert exhaustive["recall@1000"] == 0.5  # the pool held fewer than k passages: nothing cut off
+    assert exhaustive["recall_at_1000"] == 0.5  # the pool held fewer than k passages: none cut off

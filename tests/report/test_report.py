@@ -36,7 +36,7 @@ def results_csv(tmp_path_factory) -> Path:
             ce = _joint_v2(n, d) * (1 + 0.01 * rng.standard_normal())
             rows.append(dict(rung=f"n{n}", n=n, d=d, annotation="human", contrastive_entropy=ce,
                              contrastive_entropy_stderr=0.002, heldout=(n == NS[1] and d == DS[1]),
-                             status="done", **{"ndcg@10": 0.9 - 0.5 * ce, "recall@100":
+                             status="done", **{"ndcg_at_10": 0.9 - 0.5 * ce, "recall_at_100":
                                                1.0 - 0.3 * ce + 0.01 * rng.standard_normal()}))
     for d in DS:
         rows.append(dict(rung="n86M", n=NS[-1], d=d, annotation="ict",

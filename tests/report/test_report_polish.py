@@ -46,13 +46,13 @@ def study(tmp_path_factory):
                 rung=f"n{n}", n=n, d=d, annotation="human", seed=1, status="done",
                 contrastive_entropy=ce, heldout=(n, d) == (NS[1], DS[1]), learned=True,
                 chance=CHANCE, artefact_dir=str(run), wall_time_s=12.5 * n / 1e6,
-                **{"ndcg@10": 0.7 - 0.1 * ce, "recall@100": 0.9 - 0.05 * ce,
-                   "recall@1000": 0.97, "map": 0.5 - 0.1 * ce, "bm25_ndcg@10": 0.55}))
+                **{"ndcg_at_10": 0.7 - 0.1 * ce, "recall_at_100": 0.9 - 0.05 * ce,
+                   "recall_at_1000": 0.97, "map": 0.5 - 0.1 * ce, "bm25_ndcg_at_10": 0.55}))
     rows.append(dict(rung="n512128", n=NS[0], d=100.0, annotation="human", seed=1,
                      status="done", contrastive_entropy=7.0, heldout=False, learned=False,
                      invalid_reason="not below chance ln(257)=5.549", chance=CHANCE,
-                     artefact_dir=str(root / "runs" / "bad"), **{"ndcg@10": 0.9,
-                                                                 "bm25_ndcg@10": 0.55}))
+                     artefact_dir=str(root / "runs" / "bad"), **{"ndcg_at_10": 0.9,
+                                                                 "bm25_ndcg_at_10": 0.55}))
     pd.DataFrame(rows).to_csv(root / "results.csv", index=False)
     s = make_report(root / "results.csv", root / "report", bootstrap=20)
     return root, s, Path(s["html"]).read_text()
@@ -67,9 +67,9 @@ def test_summary_box_comes_first_with_laws_heldout_bm25_and_learned(study):
     assert h["joint_heldout"]["mean_rel_error"] == s["laws"]["joint"]["holdout"][
         "mean_rel_error"]
     # the not-learned run has the highest nDCG@10 but is not the best model
-    assert h["best"]["ndcg@10"] == pytest.approx(0.7 - 0.1 * min(
+    assert h["best"]["ndcg_at_10"] == pytest.approx(0.7 - 0.1 * min(
         r["ce"] for r in _learned_ce(study)))
-    assert h["best"]["bm25_ndcg@10"] == 0.55
+    assert h["best"]["bm25_ndcg_at_10"] == 0.55
     assert h["runs"] == {"finished": 21, "of": 21, "learned": 20, "not_learned": 1,
                          "unknown": 0}
     body = html[html.index("<body>"):]
@@ -90,7 +90,7 @@ def _learned_ce(study):
 def test_chance_and_bm25_lines_are_drawn(study):
     _, s, html = study
     assert s["overlays"]["chance"] == [{"W": 256.0, "chance": pytest.approx(CHANCE)}]
-    assert s["overlays"]["bm25_ndcg@10"] == [0.55]
+    assert s["overlays"]["bm25_ndcg_at_10"] == [0.55]
     names = {Path(p).name for p in s["figures"]}
     assert {"ce_vs_n_chance.png", "ce_vs_d_chance.png", "ndcg_at_10_vs_bm25.png"} <= names
     assert "dashed: chance ln(W+1)" in html and "dashed: BM25 on the same queries" in html
@@ -167,6 +167,6 @@ def test_runs_table_fits_or_scrolls_at_1280px(study, tmp_path):
         }""")
         browser.close()
     assert doc_width <= 1280
-    assert {"map", "recall@100", "recall@1000", "wall_time_s"} <= set(last["ths"])
+    assert {"MAP", "Recall@100", "Recall@1000", "wall_time_s"} <= set(last["ths"])
     assert 0 <= last["left"] and last["right"] <= 1280  # reachable by scrolling its box
     json.dumps(s["headline"], allow_nan=False)

@@ -17,7 +17,7 @@ from densescale.report import make_report
 
 NS = [512_128, 3_422_208, 13_266_176, 25_875_712, 86_235_648]
 DS = [1e3, 1e4, 1e5, 5e5]
-BM25 = {"bm25_ndcg@10": 0.5, "bm25_mrr@10": 0.45}
+BM25 = {"bm25_ndcg_at_10": 0.5, "bm25_mrr_at_10": 0.45}
 
 
 def _joint(n, d):
@@ -38,11 +38,11 @@ def report(tmp_path_factory):
                 rows.append(dict(rung=f"n{n}", n=n, d=d, annotation="human", seed=seed,
                                  contrastive_entropy=ce, heldout=False, status="done",
                                  learned=True, selection_split="test", eval_config=ev,
-                                 **{"ndcg@10": 0.9 - 0.5 * ce}, **BM25))
+                                 **{"ndcg_at_10": 0.9 - 0.5 * ce}, **BM25))
     rows.append(dict(rung="n512128", n=NS[0], d=200.0, annotation="human", seed=1,
                      contrastive_entropy=36.3, heldout=False, status="done", learned=False,
                      invalid_reason="best 36.3 not below step-0 5.23", selection_split="test",
-                     eval_config=ev, **{"ndcg@10": 0.001}, **BM25))
+                     eval_config=ev, **{"ndcg_at_10": 0.001}, **BM25))
     for d in DS:
         rows.append(dict(rung="n86M", n=NS[-1], d=d, annotation="ict", seed=1,
                          contrastive_entropy=9.0, heldout=False, status="done", learned=False,
@@ -81,7 +81,7 @@ def test_metric_bm25_selection_and_diagnostics_are_shown(report):
     assert "<th>CE (test, W=256)</th>" in html  # every CE column names its split and W
     ref = re.findall(r'<tr class="reference">(.*?)</tr>', html)
     assert len(ref) == 1 and "BM25 (reference)" in ref[0] and "0.5" in ref[0]
-    assert s["ranking"]["bm25"]["ndcg@10"] == 0.5
+    assert s["ranking"]["bm25"]["ndcg_at_10"] == 0.5
     fit = s["laws"]["joint"]["fit"]
     assert fit["r2"] > 0.99 and fit["r2_log"] > 0.99
     assert "(raw scale)" in html and "(log scale)" in html

@@ -32,7 +32,9 @@ def test_csv_columns_rows_status_and_metric(tmp_path):
     frame = read_results(path)
     assert list(frame.columns[:8]) == ["n", "d", "annotation", "y", "sigma", "heldout",
                                        "learned", "row"]
-    assert {"rung", "seed", "ndcg@10", "contrastive_entropy", "invalid_reason"} <= set(frame)
+    # an export of before results schema 4: "ndcg@10" is read as ndcg_at_10
+    assert {"rung", "seed", "ndcg_at_10", "contrastive_entropy", "invalid_reason"} <= set(frame)
+    assert "ndcg@10" not in frame
     assert len(frame) == 7 and frame["row"].tolist() == [3, 4, 5, 6, 7, 8, 10]  # CSV lines
     assert frame["learned"].tolist() == [None, False, True, False, True, True, True]
     assert frame["y"].tolist() == pytest.approx(frame["contrastive_entropy"].tolist())
@@ -42,6 +44,8 @@ def test_csv_columns_rows_status_and_metric(tmp_path):
     assert len(every) == 9 and "y" not in every and every["row"].iloc[0] == 2
     ndcg = read_results(path, metric="ndcg@10")
     assert (ndcg["y"] == 0.3).all() and ndcg["sigma"].isna().all()
+    assert ndcg.attrs["metric"] == "ndcg_at_10"
+    assert (read_results(path, metric="nDCG@10")["y"] == 0.3).all()  # ir_measures name
     with pytest.raises(DataError, match="metric column 'map' not found"):
         read_results(path, metric="map")
     df.loc[2, "learned"] = "maybe"
@@ -65,6 +69,10 @@ def test_parquet_keeps_values(tmp_path):
     assert frame["row"].tolist() == list(range(1, 10))
     assert frame["heldout"].sum() == 3 and frame["learned"].tolist()[:3] == [True, False, None]
     assert frame["y"].tolist() == pytest.approx(df["contrastive_entropy"].tolist())
+    df = df.rename(columns={"ndcg@10": "ndcg_at_10"}).assign(**{"bm25_ndcg@10": 0.5})
+    df.to_parquet(tmp_path / "r.parquet", index=False)
+    frame = read_results(tmp_path / "r.parquet", metric="ndcg_at_10")
+    assert (frame["y"] == 0.3).all() and (frame["bm25_ndcg_at_10"] == 0.5).all()
 
 
 def test_database_path_url_and_errors(tmp_path):
