@@ -43,7 +43,7 @@ LEGACY_EVAL_KEYS = {"eval_negatives": "negatives", "eval_repeats": "repeats",
 
 # settings that may differ between a run and its --resume (they do not change the weights)
 RUNTIME_FIELDS = {"stop_after_steps", "device", "num_threads", "progress_every", "data_dir",
-                  "passage_chunk"}
+                  "passage_chunk", "report_to"}
 
 
 class TrainConfig(BaseModel):
@@ -143,6 +143,9 @@ class TrainConfig(BaseModel):
                                          "(resume continues)")
     progress_every: int = Field(10, description="steps between loss entries in history / "
                                 "progress bar updates")
+    report_to: Literal["none", "tensorboard"] = Field(
+        "none", description="training curves (loss, lr, selection CE) to a tracker: "
+        "tensorboard writes <out>/tensorboard (needs densescale[tensorboard])")
 
     @model_validator(mode="before")
     @classmethod

@@ -44,6 +44,7 @@ from densescale.train.state import (
 )
 from densescale.train.step import StepLoss, make_optimizer, make_scheduler
 from densescale.train.summary import TrainSummary, verdict
+from densescale.train.tracking import Tracker
 from densescale.utils import atomic_write_json, git_commit, hardware_info
 
 
@@ -110,6 +111,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
     ck = _checkpoint(cfg, out) if resume else None
     model = BiEncoder.load(ck.model_dir) if ck else _new_model(cfg, ds, out, dist)
     state = ck.state if ck else TrainState()
+    track = Tracker.start(cfg, out, state, dist.main)  # --report-to: curves to a tracker
     model.to(dist.device).train()
     if cfg.grad_checkpointing:
         model.encoder.gradient_checkpointing_enable()
@@ -155,7 +157,9 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
             if is_ck and dist.main and step < cfg.steps:
                 save_checkpoint(out, model, opt, sched, state)
             meter.resume()
+        track.update()
     bar.close()
+    track.close()
     meter.pause()
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
