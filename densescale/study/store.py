@@ -182,6 +182,8 @@ class Store:
             if version < SCHEMA_VERSION:
                 self._migrate(version)
         elif insp.has_table("runs"):
+            if sa.inspect(self.engine).has_table("meta"):  # another process committed both
+                return self._check_schema(create=False)  # tables between the two looks
             raise DenseScaleError(f"results database {self.url} has a runs table but no schema "
                                   "version (not written by densescale?)")
         elif create:
