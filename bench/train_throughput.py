@@ -1,7 +1,8 @@
 """Training throughput: densescale vs sentence-transformers MultipleNegativesRankingLoss (CPU).
 
     .venv/bin/python bench/train_throughput.py [--steps 12] [--batch 32] [--negatives 64] \
-        [--passage-max-len 128] [--shapes bert-tiny,bert-mini]
+        [--passage-max-len 180] [--shapes bert-tiny,bert-mini] [--variants plain,fast,nodrop] \
+        [--compile] [--bf16]
 
 Both sides train the same scratch model (same BertModel weights at step 0, same corpus WordPiece
 tokenizer, mean pooling, Linear(H->768)), same batch of squad_v11 (query, positive) pairs, same
@@ -17,6 +18,14 @@ own forward; densescale pre-tokenises and encodes all passages in one padded for
 pairs/s = B * timed steps / time of the timed steps (the first ``--warmup`` steps are not timed),
 reported per wall-clock second and per CPU second of the process (the latter, with one torch
 thread, is what to compare on a shared, overloaded machine; wall numbers there are noise).
+
+densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
+chunks + for-loop AdamW (the code path before the speed work); ``fast`` = the defaults (packed
+unpadded forward, fused AdamW): the same fp32 arithmetic; ``nodrop`` = ``fast`` with dropout
+off (NOT the paper's recipe: BERT's dropout 0.1 stays on there), ``compile`` = ``fast`` +
+torch.compile (compile time reported). Utilisation: model FLOPs (densescale.models.flops: true
+token counts of queries, positives and negatives, forward + backward, non-embedding + attention)
+per second, and MFU against a 2048^3 fp32 matmul timed in the same process on the same threads.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ def st_model_from(enc):
 
 
 def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed,
-                              bf16=False):
+                              bf16=False, flops_fn=None):
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     from densescale.train.negatives import BatchOrder, random_negatives
@@ -60,6 +69,7 @@ def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, w
     k = max(1, m // b)
     order = BatchOrder(len(pairs_q), b, seed)
     t0 = c0 = None
+    flops = 0.0
     for s in range(total):
         if s == warmup:
             t0, c0 = time.perf_counter(), time.process_time()
@@ -69,6 +79,8 @@ def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, w
         p = [corpus_texts[pairs_p[i]] for i in idx]
         cols = [q, p] + [[corpus_texts[r] for r in neg[j::k]] for j in range(k)]
         feats = [model.tokenize(c) for c in cols]
+        if s >= warmup and flops_fn is not None:
+            flops += flops_fn(np.concatenate([f["attention_mask"].sum(1).numpy() for f in feats]))
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(feats, None)
         loss.backward()
@@ -76,10 +88,16 @@ def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, w
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-    return b * steps / (time.perf_counter() - t0), b * steps / (time.process_time() - c0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return b * steps / wall, b * steps / cpu, flops / cpu
 
 
-def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=False):
+VARIANTS = {"plain": {"packed": False, "fused_adamw": False}, "fast": {},
+            "nodrop": {"dropout": False}, "compile": {"compile": True}}
+
+
+def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=False,
+                   options=None):
     from densescale.train import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as out:
@@ -87,7 +105,7 @@ def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=Fa
                          steps=steps + warmup, batch_size=cfg["batch"], negatives=cfg["negatives"],
                          query_max_len=cfg["query_max_len"], passage_max_len=cfg["passage_max_len"],
                          lr=1e-3, eval_split=None, seed=seed, out=out, progress_every=1,
-                         train_size=cfg["train_size"], bf16=bf16)
+                         train_size=cfg["train_size"], bf16=bf16, **(options or {}))
         from densescale.train import step as train_step
 
         times: list[float] = []
@@ -110,7 +128,8 @@ def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=Fa
     # `warmup` and of the last step covers steps - 1 whole steps (backward, optimiser, next batch)
     n = len(times) - 1 - warmup
     wall = cfg["batch"] * n / (times[-1] - times[warmup])
-    return wall, cfg["batch"] * n / (cpu[-1] - cpu[warmup]), s
+    per_cpu = cfg["batch"] * n / (cpu[-1] - cpu[warmup])
+    return wall, per_cpu, s.model_flops_per_step * per_cpu / cfg["batch"], s
 
 
 def main() -> None:
@@ -124,24 +143,29 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--negatives", type=int, default=64)
     ap.add_argument("--query-max-len", type=int, default=32)
-    ap.add_argument("--passage-max-len", type=int, default=128)
+    ap.add_argument("--passage-max-len", type=int, default=180)
     ap.add_argument("--train-size", type=int, default=5000)
     ap.add_argument("--vocab-size", type=int, default=8000)
     ap.add_argument("--rounds", type=int, default=2,
-                    help="alternate densescale / ST this many times")
-    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                    help="alternate densescale / ST this many times (best round kept)")
+    ap.add_argument("--variants", default="plain,fast",
+                    help=f"densescale variants, comma-separated from {sorted(VARIANTS)}")
+    ap.add_argument("--compile", action="store_true", help="add the 'compile' variant")
+    ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
                     help="also compare with bf16 autocast on both sides (CPU)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: CPU time per step is then robust on a busy machine)")
+    ap.add_argument("--json", default=None, help="also append the JSON lines to this file")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     from densescale.data import open_dataset
     from densescale.models import build_model
+    from densescale.models.flops import train_flops
     from densescale.models.tokenizer import corpus_tokenizer
-    from densescale.train.config import TrainConfig
     from densescale.train.data import subset_pairs
 
+    variants = [v for v in args.variants.split(",") if v] + (["compile"] if args.compile else [])
     ds = open_dataset(args.data)
     tok = corpus_tokenizer(ds.corpus, vocab_size=args.vocab_size)
     tok_dir = tempfile.mkdtemp()
@@ -154,36 +178,68 @@ def main() -> None:
     q_texts = [queries[p.query_id] for p in pairs]
     p_rows = ds.corpus.rows_of([p.doc_id for p in pairs]).tolist()
     corpus_texts = ds.corpus.texts(np.arange(len(ds.corpus)))
-    results = []
+    peak = cpu_matmul_peak()
+    print(f"peak: {peak / 1e9:.1f} GFLOP/s per CPU-second (fp32 2048^3 matmul, "
+          f"{torch.get_num_threads()} thread(s))", file=sys.stderr)
     for shape in args.shapes.split(","):
         enc = build_model(shape, init="scratch", tokenizer=tok_dir, seed=seed,
                           query_max_len=args.query_max_len, passage_max_len=args.passage_max_len)
-        runs: dict[str, list] = {"ds_fp32": [], "st_fp32": [], "ds_bf16": [], "st_bf16": []}
+        ec = enc.encoder.config
+        shp = (ec.num_hidden_layers, ec.hidden_size, ec.intermediate_size)
+
+        def st_flops(lengths, shp=shp):
+            return train_flops(lengths, *shp, proj_dim=768)
+
+        runs: dict[str, list] = {}
+        extra: dict[str, dict] = {}
         for _ in range(args.rounds):
             for prec in ("fp32", "bf16") if args.bf16 else ("fp32",):
-                wall, cpu, summ = run_densescale(args.data, shape, cfg, args.steps, args.warmup,
-                                                 seed, tok_dir, bf16=prec == "bf16")
-                runs[f"ds_{prec}"].append((wall, cpu))
-                runs[f"st_{prec}"].append(run_sentence_transformers(
-                    copy.deepcopy(enc), q_texts, p_rows, corpus_texts, cfg, args.steps, args.warmup,
-                    seed, bf16=prec == "bf16"))
-                print(f"{shape} {prec}: densescale {wall:.1f} pairs/s ({cpu:.1f} per CPU-s), "
-                      f"sentence-transformers {runs[f'st_{prec}'][-1][0]:.1f} pairs/s "
-                      f"({runs[f'st_{prec}'][-1][1]:.1f} per CPU-s)", file=sys.stderr)
-        best = {k: max(r[1] for r in v) for k, v in runs.items() if v}
-        row = {"shape": shape, "pairs_per_cpu_s": best,
-               "ratio_cpu_fp32": best["ds_fp32"] / best["st_fp32"],
-               "ratio_cpu_bf16": best["ds_bf16"] / best["st_bf16"] if "ds_bf16" in best else None,
-               "ratio_cpu_ds_bf16_vs_st_fp32": (best["ds_bf16"] / best["st_fp32"]
-                                                if "ds_bf16" in best else None),
-               "pairs_per_s_wall": {k: max(r[0] for r in v) for k, v in runs.items() if v},
-               "runs": runs,
-               "densescale_tokenize_s": summ["tokenize_s"], **cfg, "steps_timed": args.steps,
-               "threads": torch.get_num_threads()}
-        results.append(row)
-        print(json.dumps(row))
+                for v in variants:
+                    wall, cpu, fl, summ = run_densescale(args.data, shape, cfg, args.steps,
+                                                         args.warmup, seed, tok_dir,
+                                                         bf16=prec == "bf16",
+                                                         options=VARIANTS[v])
+                    runs.setdefault(f"ds_{v}_{prec}", []).append((wall, cpu, fl))
+                    extra[f"ds_{v}_{prec}"] = {"compile_s": summ.compile_s,
+                                               "tokenize_s": summ.tokenize_s}
+                    print(f"{shape} {prec} densescale[{v}]: {wall:.1f} pairs/s ({cpu:.1f} per "
+                          f"CPU-s, {fl / 1e9:.1f} GFLOP/CPU-s)", file=sys.stderr)
+                st = run_sentence_transformers(copy.deepcopy(enc), q_texts, p_rows, corpus_texts,
+                                               cfg, args.steps, args.warmup, seed,
+                                               bf16=prec == "bf16", flops_fn=st_flops)
+                runs.setdefault(f"st_{prec}", []).append(st)
+                print(f"{shape} {prec} sentence-transformers: {st[0]:.1f} pairs/s ({st[1]:.1f} "
+                      f"per CPU-s, {st[2] / 1e9:.1f} GFLOP/CPU-s)", file=sys.stderr)
+        best = {k: max(r[1] for r in v) for k, v in runs.items()}
+        flops = {k: max(r[2] for r in v) for k, v in runs.items()}
+        ratios = {f"{k}_vs_st": best[k] / best[f"st_{k.rsplit('_', 1)[1]}"]
+                  for k in best if k.startswith("ds_")}
+        row = {"shape": shape, "pairs_per_cpu_s": best, "ratio_cpu": ratios,
+               "model_gflop_per_cpu_s": {k: v / 1e9 for k, v in flops.items()},
+               "mfu_vs_fp32_matmul": {k: v / peak for k, v in flops.items()},
+               "peak_gflop_per_cpu_s": peak / 1e9,
+               "pairs_per_s_wall": {k: max(r[0] for r in v) for k, v in runs.items()},
+               "runs": runs, "extra": extra, **cfg, "steps_timed": args.steps,
+               "warmup": args.warmup, "threads": torch.get_num_threads(),
+               "load_avg": os.getloadavg()}
+        line = json.dumps(row)
+        print(line)
         sys.stdout.flush()
-    _ = TrainConfig  # imported for its side effect-free validation of the settings above
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(line + "\n")
+
+
+def cpu_matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    """Best fp32 n^3 matmul FLOPs per CPU-second of this process (same threads as training)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        c = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - c)
+    return 2.0 * n ** 3 / best
 
 
 if __name__ == "__main__":

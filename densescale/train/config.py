@@ -133,6 +133,14 @@ class TrainConfig(BaseModel):
                               "trained in fp32); False = never")
     grad_checkpointing: bool = Field(False, description="recompute activations in backward "
                                      "(saves memory)")
+    packed: bool | None = Field(None, description="unpadded encoder forward (no FLOPs on "
+                                "padding; densescale.models.packed); None = on for BERT encoders")
+    dropout: bool = Field(True, description="the encoder's dropout (paper code: BERT's 0.1); "
+                          "False = off (faster; not the paper's recipe)")
+    fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
+                                     "where torch supports it")
+    compile: bool = Field(False, description="torch.compile the packed encoder (compile time "
+                          "in the summary)")
     passage_chunk: int | None = Field(None, description="passages per forward, length-sorted; "
                                       "0 = one forward; None = 64 on CPU (less padding), one "
                                       "forward on CUDA")

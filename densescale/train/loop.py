@@ -163,6 +163,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
     meter.pause()
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
+    step_loss.utilisation(summary)  # model FLOP/s and MFU (densescale.models.flops)
     log(summary.headline())
     if dist.main:
         if finished:

@@ -3,20 +3,30 @@
 Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3.4 (training setup).
 
 Each step: B pre-tokenised (query, positive) pairs in a seeded order, ``negatives`` corpus
-passages shared by the batch (keyed by (seed, step)), one forward for queries and one for all
-passages (dynamic padding, length-sorted chunks), then the contrastive loss
-(densescale.train.loss).
+passages shared by the batch (keyed by (seed, step)), then the contrastive loss
+(densescale.train.loss). The encoder runs either packed (default for BERT encoders: queries and
+passages in one unpadded forward, densescale.models.packed) or padded (one forward for the
+queries and one per length-sorted chunk of passages). Each passage, shared negatives included,
+is encoded and projected once per step.
+
+Speed options (TrainConfig): ``packed``, ``fused_adamw`` and ``compile`` leave the arithmetic
+unchanged up to the order of fp32 sums (tests/train/test_speed.py checks the weights after N
+steps); ``dropout=False`` changes the recipe (the paper keeps BERT's dropout).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from densescale.errors import ConfigError
 from densescale.models.encoder import BiEncoder
+from densescale.models.flops import encoder_shape, peak_flops, train_flops
+from densescale.models.packed import Packed, pack, packed_embed, set_dropout, supports_packing
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, gather, shard
@@ -27,12 +37,16 @@ from densescale.train.negatives import BatchOrder, HardNegatives, random_negativ
 class TwoTower(nn.Module):
     """One forward for queries and passages, so DDP sees a single forward per step."""
 
-    def __init__(self, model: BiEncoder):
+    def __init__(self, model: BiEncoder, packed_fn: Any = None):
         super().__init__()
         self.model = model
+        self.packed_fn = packed_fn or packed_embed
 
-    def forward(self, qb: dict, chunks: list[dict],
-                inverse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, qb: dict | Packed, chunks: list[dict] | int,
+                inverse: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(qb, Packed):  # queries then passages, packed; chunks = number of queries
+            emb = self.packed_fn(self.model, qb)  # [b + n_passages, d]
+            return emb[:chunks], emb[chunks:]
         p = torch.cat([self.model.embed(c) for c in chunks])[inverse]  # [n_passages, d]
         return self.model.embed(qb), p
 
@@ -46,7 +60,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "bias" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.resolved_lr, betas=(0.9, 0.999), eps=1e-8)
+    fused = cfg.fused_adamw if cfg.fused_adamw is not None else _fused_ok(decay + no_decay)
+    return torch.optim.AdamW(groups, lr=cfg.resolved_lr, betas=(0.9, 0.999), eps=1e-8,
+                             fused=bool(fused) or None)
+
+
+def _fused_ok(params: list[torch.Tensor]) -> bool:
+    """torch's fused AdamW takes floating-point tensors on CPU, CUDA (and a few others)."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                                for p in params)
 
 
 def make_scheduler(opt: torch.optim.Optimizer,
@@ -74,7 +96,21 @@ class StepLoss:
                  hard: HardNegatives | None):
         self.cfg, self.data, self.dist, self.hard = cfg, data, dist, hard
         dev = dist.device
-        self.step_fn: nn.Module = TwoTower(model)
+        set_dropout(model, cfg.dropout)
+        self.packed = (cfg.packed if cfg.packed is not None
+                       else supports_packing(model.encoder)) and supports_packing(model.encoder)
+        if cfg.packed and not self.packed:
+            raise ConfigError("packed: needs a BERT encoder (BertModel, absolute positions) "
+                              "without gradient checkpointing")
+        fn = None
+        if cfg.compile:
+            if not self.packed:
+                raise ConfigError("compile: needs the packed encoder (packed: true)")
+            fn = torch.compile(packed_embed, dynamic=True)
+        self.compile_s: float | None = None
+        self._fwd_s: list[float] = []
+        self.step_fn: nn.Module = TwoTower(model, fn)
+        self.flops = _FlopMeter(model)
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -105,12 +141,24 @@ class StepLoss:
         my = dist.local(cfg.batch_size)
         gathered = cfg.gather_negatives and dist.world > 1
         mine = shard(len(neg_rows), dist.rank, dist.world) if gathered else slice(None)
-        qb = _to(data.queries.batch(idx[my]), dev)
-        chunks, inverse = data.passage_store(idx[my], neg_rows[mine]).length_chunks(
-            self.chunk_rows)
-        chunks = [_to(c, dev) for c in chunks]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
-            q, pn = self.step_fn(qb, chunks, inverse.to(dev))  # [b, d], [b + M_shard, d]
+        q_store = data.queries.take(idx[my])
+        p_store = data.passage_store(idx[my], neg_rows[mine])
+        self.flops.add(q_store.lengths, p_store.lengths)
+        t0 = time.perf_counter()
+        if self.packed:
+            packed = pack([q_store, p_store], self.chunk_rows).to(dev)  # 0: one chunk
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+                q, pn = self.step_fn(packed, len(q_store))  # [b, d], [b + M_shard, d]
+        else:
+            qb = _to(q_store.batch(np.arange(len(q_store))), dev)
+            chunks, inverse = p_store.length_chunks(self.chunk_rows)
+            chunks = [_to(c, dev) for c in chunks]
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+                q, pn = self.step_fn(qb, chunks, inverse.to(dev))  # [b, d], [b + M_shard, d]
+        if self.cfg.compile and len(self._fwd_s) < 2:
+            self._fwd_s.append(time.perf_counter() - t0)
+            if len(self._fwd_s) == 2:  # the first forward compiles (forward and backward)
+                self.compile_s = max(0.0, self._fwd_s[0] - self._fwd_s[1])
         b = len(q)
         p, n = pn[:b], pn[b:]
         if gathered:
@@ -124,6 +172,39 @@ class StepLoss:
         return contrastive_loss(q, p, n, mask, inbatch=inbatch,
                                 pos_ids=torch.from_numpy(pos_rows[my]).to(dev),
                                 temperature=cfg.temperature, scale=self.scale)
+
+
+    def utilisation(self, summary: Any) -> None:
+        """Fill the summary's model FLOPs, achieved FLOP/s, peak and MFU (this invocation's
+        steps give FLOPs per step; the run's pairs/s gives the rate), and compile time."""
+        summary.compile_s = self.compile_s
+        per_step = self.flops.per_step()
+        if per_step is None:
+            return
+        world = self.dist.world
+        peak, source = peak_flops(self.dist.device, self.bf16)
+        summary.model_flops_per_step = per_step * world
+        summary.peak_flops, summary.peak_source = peak * world, source
+        if summary.pairs_per_s:
+            rate = per_step * world * summary.pairs_per_s / self.cfg.batch_size
+            summary.model_flops_per_s, summary.mfu = rate, rate / (peak * world)
+
+
+class _FlopMeter:
+    """Model FLOPs of the steps this process has run (densescale.models.flops)."""
+
+    def __init__(self, model: BiEncoder):
+        self.shape = encoder_shape(model.encoder)
+        self.proj = model.proj_dim
+        self.total, self.steps = 0.0, 0
+
+    def add(self, q_lengths: np.ndarray, p_lengths: np.ndarray) -> None:
+        lengths = np.concatenate([q_lengths, p_lengths])
+        self.total += train_flops(lengths, *self.shape, proj_dim=self.proj)
+        self.steps += 1
+
+    def per_step(self) -> float | None:
+        return self.total / self.steps if self.steps else None
 
 
 def _to(batch: dict[str, Any], dev: torch.device) -> dict[str, Any]:

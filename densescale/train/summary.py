@@ -46,6 +46,12 @@ class TrainSummary:
         last_step, last_ce: the last evaluation (normally the final step).
         learned: best_ce below step0_ce and chance. not_learned_reason: why not, else None.
         history: loss and evaluation entries. hardware, git_commit, config: provenance.
+        model_flops_per_step: forward + backward model FLOPs of a step (queries, positives,
+            negatives; non-embedding + attention, true lengths: densescale.models.flops).
+        model_flops_per_s: achieved model FLOP/s (all devices). peak_flops: the peak it is
+            compared with (all devices) and peak_source: where that peak comes from.
+        mfu: model FLOP/s utilisation, model_flops_per_s / peak_flops.
+        compile_s: extra seconds of the first step under ``compile`` (None without it).
     """
 
     rung: str | None
@@ -77,6 +83,12 @@ class TrainSummary:
     hardware: dict[str, Any] = field(default_factory=dict)
     git_commit: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    model_flops_per_step: float | None = None
+    model_flops_per_s: float | None = None
+    peak_flops: float | None = None
+    peak_source: str | None = None
+    mfu: float | None = None
+    compile_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
