@@ -123,6 +123,12 @@ def url_of(path_or_url: str | Path) -> str:
     return s if "://" in s else f"sqlite:///{Path(s).resolve()}"
 
 
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -142,7 +148,11 @@ class Store:
 
     def __init__(self, url: str | Path, create: bool = True):
         self.url = url_of(url)
-        u = sa.engine.make_url(self.url)
+        try:
+            u = sa.engine.make_url(self.url)
+        except sa.exc.ArgumentError:
+            raise DenseScaleError(f"{url}: not a database URL (dialect+driver://user@host/"
+                                  "database, e.g. postgresql+psycopg://...) nor a path") from None
         if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
             path = Path(u.database)
             if not create and not path.exists():
@@ -150,9 +160,22 @@ class Store:
                                       "first)")
             if create:
                 prepare_output_dir(path.parent)
+        if u.drivername == "postgresql" and _importable("psycopg") and \
+                not _importable("psycopg2"):  # SQLAlchemy's default driver is psycopg2
+            u = u.set(drivername="postgresql+psycopg")
+            self.url = u.render_as_string(hide_password=False)
         self.where = str(u.database) if u.get_backend_name() == "sqlite" else \
             u.render_as_string(hide_password=True)
-        self.engine = sa.create_engine(self.url, future=True)
+        try:
+            self.engine = sa.create_engine(self.url, future=True)
+        except sa.exc.NoSuchModuleError:
+            raise DenseScaleError(f"{self.where}: unknown database kind {u.drivername!r}") \
+                from None
+        except ImportError as e:
+            extra = (" (pip install 'densescale[postgres]' installs psycopg, for "
+                     "postgresql+psycopg:// URLs)") if u.get_backend_name() == "postgresql" else ""
+            raise DenseScaleError(f"{self.where}: database driver not installed: {e}{extra}") \
+                from None
         if u.get_backend_name() == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         with self.errors():
@@ -177,14 +200,14 @@ class Store:
             version = self._read_version()
             if version > SCHEMA_VERSION:
                 raise DenseScaleError(
-                    f"results database {self.url} has schema version {version}, newer than this "
+                    f"results database {self.where} has schema version {version}, newer than this "
                     f"densescale understands ({SCHEMA_VERSION}); upgrade densescale to read it")
             if version < SCHEMA_VERSION:
                 self._migrate(version)
         elif insp.has_table("runs"):
             if sa.inspect(self.engine).has_table("meta"):  # another process committed both
                 return self._check_schema(create=False)  # tables between the two looks
-            raise DenseScaleError(f"results database {self.url} has a runs table but no schema "
+            raise DenseScaleError(f"results database {self.where} has a runs table but no schema "
                                   "version (not written by densescale?)")
         elif create:
             try:
@@ -199,7 +222,7 @@ class Store:
                     raise
                 self._check_schema(create=False)
         else:
-            raise DenseScaleError(f"results database {self.url} holds no densescale results")
+            raise DenseScaleError(f"results database {self.where} holds no densescale results")
 
     def _read_version(self, wait_s: float = 60.0) -> int:
         """The stored schema version. A meta table without its version row is a database that
@@ -220,7 +243,7 @@ class Store:
         """Bring an older database to the current schema in one transaction."""
         if version < 1:
             raise DenseScaleError(
-                f"results database {self.url} has schema version {version}; this densescale "
+                f"results database {self.where} has schema version {version}; this densescale "
                 f"writes {SCHEMA_VERSION} and has no migration for it")
         quote = self.engine.dialect.identifier_preparer.quote
         try:
