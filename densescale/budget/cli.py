@@ -23,7 +23,7 @@ from densescale.budget.cost import FORMULAS, CostAssumptions, CostModel
 from densescale.budget.law import PlanningLaw
 from densescale.budget.optimise import BERT_TINY_PARAMS, cheapest_for_target, optimise_budget
 from densescale.errors import ConfigError
-from densescale.utils import dump_json, prepare_output_dir
+from densescale.utils import dump_json
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9}
 
@@ -103,7 +103,9 @@ def budget(
 
     ``assumptions`` arrives from the flags generated for every CostAssumptions field."""
     if plot is not None:
-        prepare_output_dir(plot)                      # fail early, naming the folder
+        from densescale.evaluate.cli import output_folder
+
+        output_folder(plot, "--plot", "budget_curves_*.png/.svg")  # fail early, naming it
     cost = CostModel.from_assumptions(assumptions)
     budget_list = parse_budgets(budgets or [])
     targets = targets or []

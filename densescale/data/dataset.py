@@ -68,10 +68,20 @@ class Dataset:
             self._queries = out
         return self._queries
 
+    def split_of(self, split: str) -> str:
+        """The split a name reads: itself when the dataset has it, else the split the spec
+        named when that is a sub-split of it (``irds:msmarco-passage/train/judged`` names
+        ``train.judged``, which ``train`` then reads, so training finds its pairs)."""
+        d = self.default_split
+        if split in self.layout.qrels or d is None or d not in self.layout.qrels:
+            return split
+        return d if d.split(".")[0] == split else split
+
     def qrels(self, split: str) -> dict[str, dict[str, int]]:
         """Judgments of a split: query id -> {doc id: score}, in file order."""
         if split == SELECTION and SELECTION not in self.layout.qrels:
             return self.selection().qrels
+        split = self.split_of(split)
         if split not in self._qrels:
             qpath = self.layout.qrels.get(split)
             if qpath is None:
@@ -90,7 +100,7 @@ class Dataset:
             split: A split with a qrels file.
             positives_only: Check only judgments with score > 0 (the training / eval pairs).
         """
-        qpath = self.layout.qrels.get(split)
+        qpath = self.layout.qrels.get(self.split_of(split))
         if qpath is None:
             raise DataError(f"no qrels for split {split!r} (have: {self.splits()})", self.path)
         queries = self.queries()
@@ -127,6 +137,7 @@ class Dataset:
         carved from this split, without them and without any pair whose passage (or article)
         they hold out."""
         pairs = self.pairs(split)
+        split = self.split_of(split)
         if SELECTION in self.layout.qrels or split not in self.splits():
             return pairs
         sel = self.selection()

@@ -101,6 +101,7 @@ def make_selection(ds: Dataset, source: str = "train", size: int | None = None,
         DataError: no dev split and no ``source`` split to carve from, or too few queries.
     """
     splits = ds.splits()
+    source = ds.split_of(source)  # "train" reads train.judged when the id named that split
     has_test = "test" in splits
     for dev in DEV_SPLITS:
         if dev in splits and has_test:

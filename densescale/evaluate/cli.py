@@ -1,7 +1,7 @@
 """``densescale eval`` and ``densescale correlate``.
 
-    densescale eval --model runs/bert-tiny --data squad_v11 --split test --json
-    densescale correlate --results results.jsonl --plot plots/
+    densescale eval --model runs/bert-tiny --data squad_v11 --split test --out evals/ --json
+    densescale correlate --results evals/ --plot plots/
 
 The evaluation flags (``--negatives``, ``--repeats``, ``--k``, ``--ranking-pool-size`` ...) are
 generated from ``EvalConfig``'s fields, so the command and the config cannot drift apart; a flag
@@ -26,6 +26,32 @@ from densescale.utils import DATA_SOURCES, dump_json, json_text
 from densescale.utils import json_safe as json_safe  # re-exported: densescale.report.report
 
 _P = inspect.Parameter
+FILE_SUFFIXES = (".json", ".jsonl", ".trec", ".run", ".txt", ".tsv", ".csv", ".parquet", ".png",
+                 ".svg", ".pdf", ".html")
+RESULTS_FILE = "results.jsonl"  # eval --out DIR: one result row appended per evaluation
+RUN_FILE = "run.trec"  # eval --run-out DIR: the TREC run of the last evaluation
+
+
+def output_folder(path: Path, flag: str, inside: str) -> Path:
+    """Check (and create) the folder an ``--out``-style flag names; every ``--out`` is a folder.
+
+    Args:
+        path: the flag's value.
+        flag: the flag, for the message (``--out``).
+        inside: the file(s) written inside it, for the message (``results.jsonl``).
+
+    Raises:
+        ConfigError: the path names a file (an existing one, or a name ending in .json,
+            .jsonl, .trec ... that does not exist yet as a folder).
+        OutputError: the folder cannot be created or written (from ``prepare_output_dir``).
+    """
+    from densescale.utils import prepare_output_dir
+
+    p = Path(path)
+    if p.is_file() or (not p.is_dir() and p.suffix.lower() in FILE_SUFFIXES):
+        raise ConfigError(f"{flag} takes a folder (the command writes {inside} inside it), "
+                          f"not a file: {p}")
+    return prepare_output_dir(p)
 
 
 def _cli_type(annotation: Any) -> type:
@@ -56,6 +82,12 @@ def _config_params() -> list[inspect.Parameter]:
     return params
 
 
+def default_split(ds: Any) -> str:
+    """The split ``eval`` reports when ``--split`` is not given: the one the dataset id named
+    (``beir/<name>/<split>``, ``irds:<id>`` of one split), else ``test``."""
+    return getattr(ds, "default_split", None) or "test"
+
+
 def config_from_flags(given: dict[str, Any]) -> EvalConfig:
     """EvalConfig from the generated flags (None = not given; "none" clears an optional one)."""
     kw: dict[str, Any] = {}
@@ -80,7 +112,9 @@ def _run_params() -> list[inspect.Parameter]:
         _opt("model", Path, ..., "--model", help="Model folder: densescale checkpoint, "
              "sentence-transformers model or Hugging Face encoder."),
         _opt("data", str, ..., "--data", help=f"Dataset: {DATA_SOURCES}."),
-        _opt("split", str, "test", "--split", help="qrels split to evaluate (reported)."),
+        _opt("split", str | None, None, "--split", help="qrels split to evaluate (reported); "
+             "default: the split the dataset id names (beir/scifact/dev -> dev, "
+             "irds:.../test -> test), else test."),
         _opt("calibrate", str, "auto", "--calibrate", help="Calibrated contrastive entropy: "
              "auto (declared scale, else a temperature fitted on the selection split when "
              "scores are bounded), declared, fit, none."),
@@ -93,8 +127,10 @@ def _run_params() -> list[inspect.Parameter]:
         _opt("passage_max_len", int | None, None, "--passage-max-len",
              help="Token limit for passages (ST/HF models)."),
         _opt("device", str | None, None, "--device", help="cpu, cuda, ... (default: auto)."),
-        _opt("run_out", Path | None, None, "--run-out", help="Write the TREC run here."),
-        _opt("out", Path | None, None, "--out", help="Also append the result row (JSONL)."),
+        _opt("run_out", Path | None, None, "--run-out", help=f"Folder: write the TREC run "
+             f"there as {RUN_FILE} (replaced)."),
+        _opt("out", Path | None, None, "--out", help=f"Folder: also append the result row to "
+             f"{RESULTS_FILE} there (one line per evaluation; `correlate --results` reads it)."),
         _opt("as_json", bool, False, "--json", help="Print one JSON document (NaN as null)."),
         _opt("quiet", bool, False, "--quiet", help="No progress on stderr (default: bars on a "
              "terminal, a line every 10 s otherwise)."),
@@ -127,18 +163,22 @@ def eval_cmd(**kw: Any) -> None:
     cfg = config_from_flags(kw)
     if run["run_out"] is not None and not cfg.ranking:
         raise ConfigError("--run-out needs ranking (drop --no-ranking)")
+    out = output_folder(run["out"], "--out", RESULTS_FILE) if run["out"] else None
+    run_out = output_folder(run["run_out"], "--run-out", RUN_FILE) if run["run_out"] else None
     ds = open_dataset(run["data"])
+    run["split"] = run["split"] or default_split(ds)
     with _third_party_bars(not run["quiet"]):
         scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
                              run["device"])
         row = evaluate_model(scorer, ds, run["split"], cfg, bm25=run["bm25"],
                              calibrate=run["calibrate"], normalized=run["normalized"] or None,
-                             run_path=run["run_out"], device=run["device"],
+                             run_path=run_out / RUN_FILE if run_out else None,
+                             device=run["device"],
                              progress=not run["quiet"])
     row["model"] = str(run["model"])
     row["eval_config"] = cfg.to_dict()
-    if run["out"] is not None:
-        with open(run["out"], "a", encoding="utf-8") as f:
+    if out is not None:
+        with open(out / RESULTS_FILE, "a", encoding="utf-8") as f:  # one write per row
             f.write(json_text(row, indent=None) + "\n")
     if run["as_json"]:
         dump_json(row)
@@ -180,6 +220,8 @@ def correlate_cmd(
     """Pearson/Spearman correlation of contrastive entropy with ranking metrics (paper Fig. 2)."""
     from densescale.evaluate.correlation import correlate, plot_correlation, read_rows
 
+    if plot is not None:
+        output_folder(plot, "--plot", "<metric>_vs_<x>.png/.svg")
     rows = read_rows(results)
     other_list = [o.strip() for o in others.split(",")] if others else None
     corr = correlate(rows, metric, other_list)

@@ -1,7 +1,7 @@
 """``densescale fit``: fit a scaling law to a results table.
 
     densescale fit --results results.csv --law model --bootstrap 1000 --plot figs/
-    densescale fit --results study.db --law joint --holdout largest --out fit.json --json
+    densescale fit --results study.db --law joint --holdout largest --out fits/ --json
     densescale fit --results results.csv --law annotations --bootstrap 1000
     densescale fit --results spec.yaml --law data --annotation llm --method huber
 
@@ -24,13 +24,14 @@ from densescale.laws.api import LAWS, fit_law
 from densescale.laws.base import BOOTSTRAP_MODES, METHODS
 from densescale.laws.validate import SPLITS
 from densescale.study.results import DEFAULT_METRIC, read_results
-from densescale.utils import dump_json, prepare_output_dir
+from densescale.utils import dump_json
 
 Law = StrEnum("Law", {v: v for v in LAWS})  # type: ignore[misc]
 Method = StrEnum("Method", {v: v for v in METHODS})  # type: ignore[misc]
 BootstrapMode = StrEnum("BootstrapMode", {v: v for v in BOOTSTRAP_MODES})  # type: ignore[misc]
 HOLDOUT_HELP = ("points held out of the fit and predicted: largest (the largest N and/or D), "
-                "largest-n, largest-d (joint law) or a CSV file of held-out points (n, d)")
+                "largest-n (joint and model laws), largest-d (joint and data laws) or a CSV file "
+                "of held-out points (n, d)")
 
 
 def check_holdout(value: str | None) -> str | None:
@@ -39,6 +40,12 @@ def check_holdout(value: str | None) -> str | None:
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(SPLITS)} nor an existing "
                              "file of held-out points")
+
+
+def fit_file(law: str, annotation: str | None = None) -> str:
+    """Name of the fit JSON inside ``fit --out DIR``: ``<law>.json`` (``data-llm.json`` for
+    the data law of one annotation type), the names ``report`` uses under ``fits/``."""
+    return f"{law}-{annotation}.json" if annotation and law == "data" else f"{law}.json"
 
 
 def _fmt(v: Any) -> str:
@@ -95,7 +102,7 @@ def _print_human(doc: dict[str, Any]) -> None:
             ci = f" (CI {_fmt(c['ci'][0])}–{_fmt(c['ci'][1])})" if c.get("ci") else ""
             con.print(f"{c['overtaker']} overtakes {c['overtaken']} at D ≈ {_fmt(c['d'])}{ci}"
                       + (" (extrapolated beyond the fitted D)" if c["extrapolated"] else ""))
-    for p in doc.get("plots", []):
+    for p in ([doc["out"]] if doc.get("out") else []) + doc.get("plots", []):
         con.print(f"wrote {p}")
 
 
@@ -123,21 +130,29 @@ def fit_command(
     seed: int = typer.Option(0, "--seed", help="seed of the bootstrap draws (CIs)"),
     annotation: str | None = typer.Option(None, "--annotation",
                                              help="annotation type (default: human)"),
-    out: Path | None = typer.Option(None, "--out", help="write the fit JSON here"),
+    out: Path | None = typer.Option(None, "--out", help="folder: write the fit JSON there as "
+                                    "<law>.json (data-<annotation>.json for --law data "
+                                    "--annotation X); PlanningLaw.from_json reads it"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON document"),
     plot: Path | None = typer.Option(None, "--plot", help="write PNG+SVG figures here"),
 ) -> None:
     """Fit L(N), L(D), L(N,D) or per-annotation L(D) with CIs, held-out and leave-one-out
     errors; points that did not learn are left out (and named) unless --include-not-learned."""
-    for folder in ([plot] if plot is not None else []) + ([out.parent] if out else []):
-        prepare_output_dir(folder)                    # fail early, naming the folder
+    from densescale.evaluate.cli import output_folder
+
+    if plot is not None:
+        output_folder(plot, "--plot", "PNG and SVG figures")  # fail early, naming the folder
+    name = fit_file(law.value, annotation)
+    out_file = output_folder(out, "--out", name) / name if out is not None else None
     frame = read_results(results, metric)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")               # printed below from the document
         doc = fit_law(frame, law.value, method=method.value, holdout=holdout,
                       bootstrap=bootstrap, bootstrap_mode=bootstrap_mode.value, level=level,
                       seed=seed, annotation=annotation, include_not_learned=include_not_learned,
-                      huber_delta=huber_delta, out=out, plot=plot)
+                      huber_delta=huber_delta, out=out_file, plot=plot)
+    if out_file is not None:
+        doc["out"] = str(out_file)
     for w in doc["warnings"]:
         sys.stderr.write(f"warning: {w}\n")
     if as_json:

@@ -8,6 +8,10 @@ users ask ("does the law fitted on small models predict the big one?"):
 * joint law: the points at the largest N **or** the largest D (``"largest-n"`` / ``"largest-d"``
   hold out only one of the two).
 
+A single-axis law takes the split of its own axis (``"largest-n"`` is ``"largest"`` for the
+model law, ``"largest-d"`` for the data law); the other axis does not vary along its sweep, so
+``holdout_for`` says why it does not apply (the report then fits that law on every point).
+
 Example:
     >>> mask = holdout_mask(X, "joint", "largest")
     >>> res = holdout_validate(JointLaw(), X, y, mask)
@@ -25,6 +29,28 @@ from densescale.errors import DenseScaleError
 from densescale.laws.base import BaseLaw
 
 SPLITS = ("largest", "largest-n", "largest-d")
+_OWN = {"model": ("largest-n", "N", "D", "model-size"),      # own split, axis, other, name
+        "data": ("largest-d", "D", "N", "data-size")}
+
+
+def holdout_for(law: str, how: str) -> tuple[str | None, str | None]:
+    """The built-in split to use for ``law`` when the user asked for ``how``.
+
+    Returns:
+        (split, None) when it applies (``"largest-n"`` -> ``"largest"`` for the model law,
+        ``"largest-d"`` -> ``"largest"`` for the data law), else (None, the reason).
+    """
+    if law == "joint":
+        return how, None
+    if law not in _OWN:
+        return None, ("the annotation comparison fits every point of each type (held-out "
+                      "validation applies to the model, data and joint laws)")
+    own, axis, other, name = _OWN[law]
+    if how in ("largest", own):
+        return "largest", None
+    return None, (f"--holdout {how} holds out the largest {other}, but the points of the {name} "
+                  f"law share one {other} (it varies {axis} only), so it is fitted on every "
+                  f"point; use largest or {own}")
 
 
 def holdout_mask(X: Any, law: str, how: str = "largest") -> np.ndarray:
@@ -33,15 +59,17 @@ def holdout_mask(X: Any, law: str, how: str = "largest") -> np.ndarray:
     Args:
         X: sizes, shape (n,) / (n, 1) for single laws or (n, 2) = (N, D) for the joint law.
         law: "model", "data" or "joint".
-        how: "largest" (default), "largest-n" or "largest-d" (the last two: joint law only).
+        how: "largest" (default), "largest-n" or "largest-d" (for a single-axis law: only the
+            split of its own axis, see ``holdout_for``).
     """
     X = np.asarray(X, dtype=float)
     X = X[:, None] if X.ndim == 1 else X
     if how not in SPLITS:
         raise DenseScaleError(f"unknown holdout split {how!r}; choose one of {SPLITS} or a file")
     if law != "joint":
-        if how != "largest":
-            raise DenseScaleError(f"holdout {how!r} applies to the joint law only")
+        split, why = holdout_for(law, how)
+        if split is None:
+            raise DenseScaleError(why)
         return np.isclose(X[:, 0], X[:, 0].max(), rtol=1e-9)
     big_n = np.isclose(X[:, 0], X[:, 0].max(), rtol=1e-9)
     big_d = np.isclose(X[:, 1], X[:, 1].max(), rtol=1e-9)

@@ -24,7 +24,9 @@ def report(
     holdout: str | None = typer.Option(
         None, callback=_check_holdout,
         help="Points held out of each fit, as for `fit --holdout`: largest, largest-n, "
-        "largest-d (the last two: joint law only) or a CSV file of held-out points (n, d); "
+        "largest-d (each law takes what applies to it: largest-n the model and joint laws, "
+        "largest-d the data and joint laws; the report says why for the others) or a CSV "
+        "file of held-out points (n, d); "
         "default: the study's held-out marks."),
     metric: str = typer.Option("contrastive_entropy", help="Metric column to fit: "
                                "contrastive_entropy (raw, the paper's) or "
@@ -36,8 +38,10 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Write a self-contained HTML report (figures inline) plus PNG/SVG figures and fit JSONs."""
+    from densescale.evaluate.cli import output_folder
     from densescale.report.report import argv_command, make_report
 
+    output_folder(out, "--out", "index.html, report.json, figures/, fits/")
     summary = make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
                           metric=metric, method=method, include_not_learned=include_not_learned,
                           commands=[argv_command()])

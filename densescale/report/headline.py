@@ -1,5 +1,6 @@
-"""The summary box at the top of the report: each fitted law with its key constants and R², the
-joint law's held-out error, the best model against BM25, and how many runs learned.
+"""The summary box at the top of the report: each fitted law with its key constants and R², each
+law's held-out error (``summary["headline"]["heldout"]``; ``joint_heldout`` kept), the best
+model against BM25, and how many runs learned.
 """
 
 from __future__ import annotations
@@ -81,14 +82,20 @@ def headline_section(docs: dict[str, Any], errors: dict[str, str], runs: pd.Data
                                       for t, f in ann.items()}
         lines.append("Annotation types (data-size law each): " + "; ".join(
             f"{t} β = {_f(f.get('beta'))}, R² {_f(f.get('r2'), '.3f')}" for t, f in ann.items()))
+    out["heldout"] = {}
+    for law in ("model", "data", "joint"):
+        hd = (docs.get(law) or {}).get("holdout")
+        if hd:
+            out["heldout"][law] = {k: hd.get(k) for k in ("n_fit", "n_heldout",
+                                                          "mean_rel_error", "max_rel_error")}
+            lines.append(f"{NAMES[law]} on {hd['n_heldout']} held-out point(s), fitted on "
+                         f"{hd['n_fit']}: mean relative error {hd['mean_rel_error']:.2%}, max "
+                         f"{hd['max_rel_error']:.2%}.")
+        elif (docs.get(law) or {}).get("holdout_note"):
+            lines.append(f"{NAMES[law]}: no held-out points ({docs[law]['holdout_note']}).")
     hd = (docs.get("joint") or {}).get("holdout")
-    out["joint_heldout"] = None if not hd else {
-        k: hd.get(k) for k in ("n_fit", "n_heldout", "mean_rel_error", "max_rel_error")}
-    if hd:
-        lines.append(f"Joint law on {hd['n_heldout']} held-out point(s), fitted on "
-                     f"{hd['n_fit']}: mean relative error {hd['mean_rel_error']:.2%}, max "
-                     f"{hd['max_rel_error']:.2%}.")
-    elif "joint" in docs:
+    out["joint_heldout"] = out["heldout"].get("joint")
+    if not hd and "joint" in docs:
         lines.append("Joint law: no held-out points, so no held-out error (mark points "
                      "held out in the study, or give --holdout largest).")
     best = out["best"] = _best(runs)

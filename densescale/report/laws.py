@@ -15,6 +15,7 @@ import pandas as pd
 from densescale.errors import DenseScaleError
 from densescale.laws import ESTIMATORS, fit_law
 from densescale.laws.frame import X_of, select_rows
+from densescale.laws.validate import SPLITS, holdout_for
 from densescale.report.html import Section, interval
 from densescale.report.paper import SCOPE, comparison_table, published
 from densescale.report.runs import POINT, metric_label, seed_groups
@@ -61,16 +62,20 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
     sections, docs, errors = [], {}, {}
     for law in LAWS:
         doc = None
+        split, why = holdout_for(law, holdout) if holdout in SPLITS else (holdout, None)
         if frame is not None:
             use = frame
             if law == "annotations" and never_learned:
                 use = frame[~frame["annotation"].isin(never_learned)]
                 use.attrs.update(frame.attrs)
+            if why is not None:  # the asked split does not apply: no held-out points at all
+                use = use.assign(heldout=False)
+                use.attrs.update(frame.attrs)
             try:
                 if use.empty:
                     raise DenseScaleError("the comparison needs at least two annotation types "
                                           "with a learned run; none has one")
-                doc = fit_law(use, law, method=method, holdout=holdout, bootstrap=bootstrap,
+                doc = fit_law(use, law, method=method, holdout=split, bootstrap=bootstrap,
                               seed=seed, include_not_learned=include_not_learned,
                               out=fits / f"{law}.json", plot=figs)
             except DenseScaleError as e:
@@ -79,9 +84,12 @@ def fit_laws(results: str, runs: pd.DataFrame, figs: Path, fits: Path, *, bootst
             errors[law] = err or "not fitted"
         else:
             docs[law] = doc
+            doc["holdout_note"] = why
         notes = [f"Left out of the comparison: {', '.join(never_learned)} (no run learned; "
                  "does not transfer at this scale)."] if law == "annotations" and \
             never_learned else []
+        if why is not None and doc is not None:
+            notes.append(f"No held-out validation: {why}.")
         sections.append(law_section(law, doc, errors.get(law), frame, what, notes))
     return sections, docs, errors
 

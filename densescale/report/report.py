@@ -210,8 +210,9 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
             never_learned=() if include_not_learned else tuple(
                 summary["validity"]["no_learned_points"]))
         for law, doc in docs.items():
-            summary["laws"][law] = {k: doc[k] for k in ("fit", "holdout", "laws", "crossings",
-                                                        "excluded", "seed_spread") if k in doc}
+            summary["laws"][law] = {k: doc[k] for k in ("fit", "holdout", "holdout_note", "laws",
+                                                        "crossings", "excluded", "seed_spread")
+                                    if k in doc}
         corr_sec, corr = _correlation_section(done, figs)
         budget_sec, budget_rows = _budget_section(fits, figs, list(budgets),
                                                   list(inference_budgets))

@@ -135,3 +135,16 @@ def test_plot_folder_under_a_file_is_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["budget", "--preset", "v2", "--budget", "1M", "--plot", str(tmp_path / "f" / "p")])
     assert exc.value.code == 1 and "is a file" in capsys.readouterr().err
+
+
+def test_plot_takes_a_folder_not_a_file_name(tmp_path):
+    from typer.testing import CliRunner
+
+    from densescale.cli import app
+    from densescale.errors import ConfigError
+
+    res = CliRunner().invoke(app, ["budget", "--preset", "v2", "--budget", "1M", "--plot",
+                                   str(tmp_path / "curves.png")])
+    assert isinstance(res.exception, ConfigError) and "--plot takes a folder" in str(
+        res.exception)
+    assert not (tmp_path / "curves.png").exists()

@@ -64,8 +64,8 @@ def test_cli_eval_json(tmp_path):
     res = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--data", str(data),
                                    "--negatives", "16", "--repeats", "2", "--k", "20",
                                    "--passage-max-len", "32", "--device", "cpu",
-                                   "--run-out", str(tmp_path / "run.trec"),
-                                   "--out", str(tmp_path / "rows.jsonl"), "--json"])
+                                   "--run-out", str(tmp_path / "evals"),
+                                   "--out", str(tmp_path / "evals"), "--json"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.stdout)
     assert 0 < row["contrastive_entropy"] < math.log(17)
@@ -73,14 +73,21 @@ def test_cli_eval_json(tmp_path):
     assert row["recall_at_1000"] is None  # NaN (cut deeper than k=20) prints as null
     assert "NaN" not in res.stdout and row["chance"] == pytest.approx(math.log(17))
     assert row["eval_config"]["negatives"] == 16 and row["eval_config"]["k"] == 20
-    assert len((tmp_path / "run.trec").read_text().splitlines()) == 6 * 20
-    assert json.loads((tmp_path / "rows.jsonl").read_text())["n_pairs"] == row["n_pairs"]
+    assert len((tmp_path / "evals" / "run.trec").read_text().splitlines()) == 6 * 20
+    assert json.loads((tmp_path / "evals" / "results.jsonl").read_text())["n_pairs"] == \
+        row["n_pairs"]
     assert "encode passages" in res.stderr  # progress by default, as lines when not a terminal
     res = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--data", str(data),
                                    "--negatives", "16", "--repeats", "1", "--no-ranking",
-                                   "--quiet"])
+                                   "--quiet", "--out", str(tmp_path / "evals")])
     assert res.exit_code == 0 and "contrastive entropy" in res.stdout
     assert "encode" not in res.stderr and "Loading weights" not in res.stderr
+    assert len((tmp_path / "evals" / "results.jsonl").read_text().splitlines()) == 2  # appended
+    for bad in ("rows.jsonl", "evals/results.jsonl"):  # a file name, an existing file
+        res = CliRunner().invoke(app, ["eval", "--model", str(MODEL), "--data", str(data),
+                                       "--out", str(tmp_path / bad)])
+        assert res.exit_code == 1 and "--out takes a folder" in str(res.exception), res.output
+    assert not (tmp_path / "rows.jsonl").exists()
 
 
 def test_read_rows_rejects_a_binary_file(tmp_path):

@@ -47,7 +47,7 @@ def test_minilm_on_scifact_slice(slice_path):
     scorer = load_scorer(MODEL, query_max_len=32, passage_max_len=96, device="cpu")
     assert isinstance(scorer, SentenceTransformerEncoder)
     row = evaluate_model(scorer, slice_path, "test", negatives=64, repeats=2, k=100)
-    assert row["ndcg@10"] > 0.5  # MiniLM is a good zero-shot SciFact retriever
+    assert row["ndcg_at_10"] > 0.5  # MiniLM is a good zero-shot SciFact retriever
     # Unit-norm embeddings bound scores to [-1, 1], so CE stays near ln(65) but below it.
     assert 3.0 < row["contrastive_entropy"] < math.log(65)
     assert row["n_pairs"] == sum(1 for _ in open(slice_path / "qrels" / "test.tsv")) - 1

@@ -140,11 +140,13 @@ def _cli(args):
 
 def test_cli_joint_json_holdout_out_plot(tmp_path):
     csv = _write(tmp_path, _joint_frame())
-    out = tmp_path / "fit.json"
+    out = tmp_path / "fits" / "joint.json"
     res = _cli(["fit", "--results", csv, "--law", "joint", "--holdout", "largest",
-                "--bootstrap", "100", "--json", "--out", str(out), "--plot", str(tmp_path / "f")])
+                "--bootstrap", "100", "--json", "--out", str(out.parent), "--plot",
+                str(tmp_path / "f")])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
+    assert doc["out"] == str(out)
     assert doc["law"] == "joint" and doc["holdout"]["n_heldout"] == 10
     assert doc["holdout"]["mean_rel_error"] < 0.1
     assert set(doc["fit"]["ci"]) == {"A", "B", "alpha", "beta", "delta"}
@@ -215,8 +217,22 @@ def test_cli_out_under_a_file_exits_1_naming_it(tmp_path, capsys):
     csv = _write(tmp_path, _joint_frame())
     (tmp_path / "f").write_text("keep")
     with pytest.raises(SystemExit) as exc:
-        main(["fit", "--results", csv, "--out", str(tmp_path / "f" / "fit.json")])
+        main(["fit", "--results", csv, "--out", str(tmp_path / "f" / "fits")])
     err = capsys.readouterr().err
     assert exc.value.code == 1 and err.startswith("error:") and str(tmp_path / "f") in err
     assert (tmp_path / "f").read_text() == "keep" and sorted(p.name for p in tmp_path.iterdir()) \
         == ["f", "results.csv"]
+
+
+def test_cli_out_is_a_folder_not_a_file_name(tmp_path, capsys):
+    from densescale.cli import main
+
+    csv = _write(tmp_path, _joint_frame())
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--results", csv, "--out", str(tmp_path / "fit.json")])
+    assert exc.value.code == 1 and "--out takes a folder" in capsys.readouterr().err
+    assert not (tmp_path / "fit.json").exists()
+    res = _cli(["fit", "--results", csv, "--law", "data", "--annotation", "human", "--json",
+                "--out", str(tmp_path / "fits")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "fits" / "data-human.json").read_text())["law"] == "data"

@@ -31,8 +31,13 @@ def test_holdout_masks():
     np.testing.assert_array_equal(holdout_mask(X, "joint", "largest-d"), big_d)
     m = holdout_mask(BERT_N, "model")
     assert m.sum() == 1 and m[np.argmax(BERT_N)]
-    with pytest.raises(DenseScaleError, match="joint law only"):
-        holdout_mask(BERT_N, "model", "largest-n")
+    np.testing.assert_array_equal(holdout_mask(BERT_N, "model", "largest-n"), m)  # its axis
+    with pytest.raises(DenseScaleError, match="largest-d holds out the largest D, but the "
+                       "points of the model-size law share one D"):
+        holdout_mask(BERT_N, "model", "largest-d")
+    assert holdout_mask(BERT_N, "data", "largest-d").sum() == 1
+    with pytest.raises(DenseScaleError, match="data-size law share one N"):
+        holdout_mask(BERT_N, "data", "largest-n")
     with pytest.raises(DenseScaleError, match="unknown holdout"):
         holdout_mask(BERT_N, "model", "smallest")
 

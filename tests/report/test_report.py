@@ -105,3 +105,20 @@ def test_report_names_laws_it_cannot_fit(tmp_path):
     s = make_report(path, tmp_path / "rep", bootstrap=0)
     assert "model" in s["errors"] and "points" in s["errors"]["model"]
     assert "Not fitted" in Path(s["html"]).read_text()
+
+
+def test_holdout_largest_n_applies_to_every_law_it_can(results_csv, tmp_path):
+    """--holdout largest-n holds out the largest N in the joint and the model-size law; the
+    data-size law (one N) cannot hold out along N and the report says why."""
+    s = make_report(results_csv, tmp_path / "rep", bootstrap=0, holdout="largest-n")
+    laws = s["laws"]
+    assert laws["joint"]["holdout"]["n_heldout"] == len(DS)       # every D at the largest N
+    assert laws["model"]["holdout"]["n_heldout"] == 1              # the largest N of its sweep
+    assert laws["model"]["holdout"]["mean_rel_error"] < 0.1
+    assert not laws["data"].get("holdout") and "share one N" in laws["data"]["holdout_note"]
+    h = s["headline"]["heldout"]
+    assert set(h) == {"model", "joint"} and s["headline"]["joint_heldout"] == h["joint"]
+    html = Path(s["html"]).read_text()
+    assert "No held-out validation: --holdout largest-n holds out the largest N, but the " \
+           "points of the data-size law share one N" in html          # ... and the page says why
+    assert "Model-size law L(N) on 1 held-out point(s)" in html

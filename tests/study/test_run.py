@@ -18,8 +18,8 @@ from densescale.errors import DenseScaleError
 from densescale.study import Store, load_spec, results_frame, run_study
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-METRICS = ["contrastive_entropy", "contrastive_entropy_stderr", "ndcg@10", "mrr@10",
-           "recall@100", "map"]
+METRICS = ["contrastive_entropy", "contrastive_entropy_stderr", "ndcg_at_10", "mrr_at_10",
+           "recall_at_100", "map"]
 
 
 def write_tiny(folder: Path, **changes) -> Path:
@@ -85,7 +85,7 @@ def test_tiny_study_completes_on_cpu(reference):
     assert df.learned.notna().all() and df.step0_contrastive_entropy.notna().all()
     assert (df.learned == ~df.invalid_reason.notna()).all()
     # BM25 on the same queries and pool: one reference, the same on every row
-    assert df["bm25_ndcg@10"].notna().all() and df["bm25_ndcg@10"].nunique() == 1
+    assert df["bm25_ndcg_at_10"].notna().all() and df["bm25_ndcg_at_10"].nunique() == 1
     row = df.iloc[0]
     assert json.loads(row.train_config)["steps"] == 24 and row.eval_negatives == 16
     assert row.wall_time_s > 0 and row.pairs_per_s > 0 and row.densescale_version
