@@ -2,7 +2,7 @@
 
     densescale budget --show-constants [--json]
     densescale budget --preset v2 --budget 10k,20k,50k,150k --no-inference --plot out/
-    densescale budget --law fit.json --budget 1e6 --budget 1e7 --json
+    densescale budget --law fits/joint.json --budget 1e6 --budget 1e7 --json
     densescale budget --A 3.6e4 --B 7.1e3 --alpha 0.56 --beta 1.31 --delta 0.03 --target 0.1
 """
 

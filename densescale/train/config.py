@@ -153,7 +153,7 @@ class TrainConfig(BaseModel):
                                 "progress bar updates")
     report_to: Literal["none", "tensorboard"] = Field(
         "none", description="training curves (loss, lr, selection CE) to a tracker: "
-        "tensorboard writes <out>/tensorboard (needs densescale[tensorboard])")
+        "tensorboard writes <out>/tensorboard (needs the tensorboard extra)")
 
     @model_validator(mode="before")
     @classmethod
