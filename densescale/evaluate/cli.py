@@ -1,6 +1,7 @@
 """``densescale eval`` and ``densescale correlate``.
 
     densescale eval --model runs/bert-tiny --data squad_v11 --split test --out evals/ --json
+    densescale eval --run bm25.trec --data squad_v11 --bm25 --out evals/ --json
     densescale correlate --results evals/ --plot plots/
 
 The evaluation flags (``--negatives``, ``--repeats``, ``--k``, ``--ranking-pool-size`` ...) are
@@ -109,8 +110,11 @@ def _opt(name: str, annotation: Any, default: Any, *decls: str, help: str) -> in
 
 def _run_params() -> list[inspect.Parameter]:
     return [
-        _opt("model", Path, ..., "--model", help="Model folder: densescale checkpoint, "
-             "sentence-transformers model or Hugging Face encoder."),
+        _opt("model", Path | None, None, "--model", help="Model folder: densescale checkpoint, "
+             "sentence-transformers model or Hugging Face encoder (or give --run)."),
+        _opt("trec_run", Path | None, None, "--run", help="Score this TREC run instead of a "
+             "model (BM25, pyserini, Tevatron ...): ranking metrics on the same queries a "
+             "model is ranked on; a query missing from the run scores 0."),
         _opt("data", str, ..., "--data", help=f"Dataset: {DATA_SOURCES}."),
         _opt("split", str | None, None, "--split", help="qrels split to evaluate (reported); "
              "default: the split the dataset id names (beir/scifact/dev -> dev, "
@@ -153,7 +157,8 @@ def _third_party_bars(enabled: bool) -> Iterator[None]:
 
 
 def eval_cmd(**kw: Any) -> None:
-    """Contrastive entropy (mean ± stderr over repeats) and ranking metrics of one model."""
+    """Contrastive entropy (mean ± stderr over repeats) and ranking metrics of one model, or the
+    ranking metrics of an external TREC run (--run)."""
     from densescale.data import open_dataset
     from densescale.evaluate.combined import evaluate_model
     from densescale.evaluate.encoders import load_scorer
@@ -161,12 +166,19 @@ def eval_cmd(**kw: Any) -> None:
 
     run = {p.name: kw.pop(p.name) for p in _run_params()}
     cfg = config_from_flags(kw)
+    if (run["model"] is None) == (run["trec_run"] is None):
+        raise ConfigError("give exactly one of --model (a model to evaluate) and --run (a TREC "
+                          "run to score)")
+    if run["trec_run"] is not None and run["run_out"] is not None:
+        raise ConfigError("--run-out writes a model's run; with --run the run is the input")
     if run["run_out"] is not None and not cfg.ranking:
         raise ConfigError("--run-out needs ranking (drop --no-ranking)")
     out = output_folder(run["out"], "--out", RESULTS_FILE) if run["out"] else None
     run_out = output_folder(run["run_out"], "--run-out", RUN_FILE) if run["run_out"] else None
     ds = open_dataset(run["data"])
     run["split"] = run["split"] or default_split(ds)
+    if run["trec_run"] is not None:
+        return _score_run(run, cfg, ds, out)
     with _third_party_bars(not run["quiet"]):
         scorer = load_scorer(run["model"], run["query_max_len"], run["passage_max_len"],
                              run["device"])
@@ -201,6 +213,34 @@ def eval_cmd(**kw: Any) -> None:
             line = f"{label(m):<20}" + (f" {row[key]:>8.4f}" if cfg.ranking else "")
             typer.echo(line + (f" {row['bm25_' + key]:>8.4f}" if run["bm25"] else ""))
     typer.echo(f"time {row['seconds_total']:.1f}s")
+
+
+def _score_run(run: dict[str, Any], cfg: EvalConfig, ds: Any, out: Path | None) -> None:
+    """``eval --run``: the ranking metrics of an external TREC run (and BM25 beside them)."""
+    from densescale.evaluate.external import run_metrics
+    from densescale.evaluate.metrics import canonical, label
+
+    row: dict[str, Any] = {"run": str(run["trec_run"]), "dataset": ds.name,
+                           "split": run["split"]}
+    row.update(run_metrics(ds, run["split"], run["trec_run"], cfg))
+    if run["bm25"]:
+        from densescale.evaluate.bm25 import bm25_metrics, prefixed
+
+        row.update(prefixed(bm25_metrics(ds, run["split"], cfg, progress=not run["quiet"])))
+    row["eval_config"] = cfg.to_dict()
+    if out is not None:
+        with open(out / RESULTS_FILE, "a", encoding="utf-8") as f:
+            f.write(json_text(row, indent=None) + "\n")
+    if run["as_json"]:
+        dump_json(row)
+        return
+    typer.echo(f"{run['trec_run']} on {ds.name}/{run['split']}: {row['n_run_queries']} of "
+               f"{row['n_ranked_queries']} ranked queries in the run (depth {row['run_depth']})")
+    typer.echo(f"{'':<20} {'run':>8}" + (f" {'BM25':>8}" if run["bm25"] else ""))
+    for m in cfg.metrics:
+        key = canonical(m)
+        typer.echo(f"{label(m):<20} {row[key]:>8.4f}"
+                   + (f" {row['bm25_' + key]:>8.4f}" if run["bm25"] else ""))
 
 
 eval_cmd.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
