@@ -34,6 +34,7 @@ import numpy as np
 
 from densescale.errors import DataError, DenseScaleError
 from densescale.laws import diagnostics
+from densescale.laws.frame import plain
 from densescale.laws.solve import Solver
 
 
@@ -153,7 +154,8 @@ class BaseLaw(Solver):
             bad = np.flatnonzero(~(np.isfinite(X[:, j]) & (X[:, j] > 0)))
             if bad.size:
                 i = int(bad[0])
-                raise DataError(f"row {i}: {name} must be a positive number, got {X[i, j]!r}")
+                raise DataError(f"row {i}: {name} must be a positive number, "
+                                f"got {plain(X[i, j])!r}")
         return X
 
     def _check_Xy(self, X: Any, y: Any, sigma: Any) -> tuple[np.ndarray, ...]:
@@ -165,7 +167,7 @@ class BaseLaw(Solver):
         if bad.size:
             i = int(bad[0])
             raise DataError(f"row {i}: the metric must be a positive number (a loss such as "
-                            f"contrastive entropy), got {y[i]!r}")
+                            f"contrastive entropy), got {plain(y[i])!r}")
         need = self.n_params + 1
         n_distinct = len(np.unique(X, axis=0))
         if n_distinct < need:
@@ -179,7 +181,8 @@ class BaseLaw(Solver):
             bad = np.flatnonzero(~(np.isfinite(sigma) & (sigma > 0)))
             if bad.size:
                 i = int(bad[0])
-                raise DataError(f"row {i}: standard error must be positive, got {sigma[i]!r}")
+                raise DataError(f"row {i}: standard error must be positive, "
+                                f"got {plain(sigma[i])!r}")
         if self.method not in METHODS:
             raise DenseScaleError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.bootstrap_mode not in BOOTSTRAP_MODES:

@@ -26,6 +26,12 @@ UNKNOWN_VALIDITY = ("validity unknown: the results have no 'learned' column, so 
                     "apart; every point is used")
 
 
+def plain(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (``np.float64(nan)`` -> ``nan``,
+    ``np.str_('10')`` -> ``'10'``), so messages show values, not numpy reprs."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def point_label(row: Any) -> str:
     """'rung l2-h8, n=1.2e+05, d=200, human (row 5)' for one frame row (a Series)."""
     parts = []
@@ -52,7 +58,7 @@ def check_metric(frame: pd.DataFrame) -> None:
         metric = frame.attrs.get("metric") or "the metric"
         raw = frame[metric].iat[i] if metric in frame.columns else y[i]
         more = f" ({bad.size - 1} more such row(s))" if bad.size > 1 else ""
-        raise DataError(f"{metric} must be a positive finite number, got {raw!r} at "
+        raise DataError(f"{metric} must be a positive finite number, got {plain(raw)!r} at "
                         f"{point_label(frame.iloc[i])}{more}", frame.attrs.get("source"),
                         int(frame["row"].iat[i]))
 
@@ -113,7 +119,8 @@ def _need(frame: pd.DataFrame, cols: tuple[str, ...]) -> None:
         bad = np.flatnonzero(~(np.isfinite(frame[c].to_numpy(float)) & (frame[c] > 0)))
         if bad.size:
             i = int(bad[0])
-            raise DataError(f"column {c!r} must hold positive numbers, got {frame[c].iat[i]!r}",
+            raise DataError(f"column {c!r} must hold positive numbers, "
+                            f"got {plain(frame[c].iat[i])!r}",
                             source, int(frame["row"].iat[i]))
 
 
@@ -128,16 +135,17 @@ def select_rows(frame: pd.DataFrame, law: str,
     "human" is chosen among several.
     """
     source = frame.attrs.get("source")
-    types = sorted(frame["annotation"].unique())
+    types = sorted(str(plain(t)) for t in frame["annotation"].unique())
     if law != "annotations":
         if annotation is None:
             if len(types) > 1 and "human" not in types:
                 raise DenseScaleError(f"several annotation types {types}; choose one with "
                                       "--annotation")
             annotation = types[0] if len(types) == 1 else "human"
+        annotation = str(plain(annotation))
         if annotation not in types:
             raise DataError(f"no rows with annotation {annotation!r} (types: {types})", source)
-        frame = frame[frame["annotation"] == annotation]
+        frame = frame[frame["annotation"].map(lambda t: str(plain(t))) == annotation]
     note = f"annotation {annotation!r}" if law != "annotations" else f"annotations {types}"
     need = {"model": ("n",), "data": ("d",), "joint": ("n", "d"), "annotations": ("d",)}
     if law not in need:

@@ -236,3 +236,26 @@ def test_cli_out_is_a_folder_not_a_file_name(tmp_path, capsys):
                 "--out", str(tmp_path / "fits")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "fits" / "data-human.json").read_text())["law"] == "data"
+
+
+def test_cli_messages_show_values_not_numpy_reprs(tmp_path, capsys):
+    """A NaN metric reads 'got nan', a numeric annotation '10', never np.float64 / np.str_."""
+    from densescale.cli import main
+
+    df = _joint_frame(with_extra=False)
+    df.loc[3, "contrastive_entropy"] = float("nan")
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--results", _write(tmp_path, df)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "must be a positive finite number, got nan at" in err, err
+    assert "np." not in err
+    df = _joint_frame(with_extra=False).assign(annotation=10)
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--results", _write(tmp_path, df, "num.csv"), "--law", "data",
+              "--annotation", "7"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and "no rows with annotation '7' (types: ['10'])" in err, err
+    assert "np." not in err
+    res = _cli(["fit", "--results", str(tmp_path / "num.csv"), "--law", "data", "--annotation",
+                "10", "--json"])
+    assert res.exit_code == 0, res.output   # a numeric type is named like a string one
