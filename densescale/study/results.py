@@ -56,7 +56,8 @@ def _read_db(source: str) -> pd.DataFrame:
         engine = sa.create_engine(url)
         tables = sa.inspect(engine).get_table_names()
     except Exception as e:  # noqa: BLE001 - any driver error becomes a user error
-        raise DataError(f"cannot open the study database: {e}", source) from e
+        msg = (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"cannot open the study database: {msg}", source) from e
     if DB_TABLE not in tables:
         raise DataError(f"table {DB_TABLE!r} not found (tables: {tables or 'none'})", source)
     try:
