@@ -284,3 +284,49 @@ def test_make_browser_finds_or_reports_chromium(tmp_path):
     r = subprocess.run(base, env=env, capture_output=True, text=True, timeout=120)
     assert f"browser: using {fake}" in r.stdout, r.stdout + r.stderr
     assert (venv / ".chromium").read_text().strip() == str(fake)
+
+
+# --------------------------------------- item 1: a failed (diverged) point never breaks `fit`
+def test_fit_reads_a_database_with_a_diverged_point(capsys, tmp_path):
+    from densescale.study import Store
+
+    db = tmp_path / "results.db"
+    store = Store(db)
+    for i, n in enumerate(MODEL_N):
+        store.upsert("h", f"p{i}", rung=f"r{i}", n=int(n), d=1000, annotation="human", seed=1,
+                     status="done", learned=True, contrastive_entropy=(5e4 / n) ** 0.3 + 1)
+    store.upsert("h", "p9", rung="r9", n=10**8, d=1000, annotation="human", seed=1,
+                 status="failed", learned=False, error="TrainingDiverged: step 3: loss nan",
+                 invalid_reason="step 3: training loss is not finite")
+    store.close()
+    with pytest.raises(SystemExit) as ex:
+        main(["fit", "--results", str(db), "--law", "model", "--json"])
+    out = capsys.readouterr().out
+    assert ex.value.code in (0, None)
+    doc = json.loads(out)
+    assert doc["n_rows"] == 6 and doc["fit"]  # the failed point is not a result
+
+
+# ------------------------------------------ item 9: spec values that would fail later
+@pytest.mark.parametrize(("change", "key", "problem"), [
+    ({"train": {"lr": float("nan")}}, "train.lr", "finite"),
+    ({"train": {"temperature": float("nan")}}, "train.temperature", "finite"),
+    ({"train": {"weight_decay": float("inf")}}, "train.weight_decay", "finite"),
+    ({"train": {"eval_pairs": -5}}, "max_pairs", "positive integer"),
+    ({"eval": {"max_pairs": -3}}, "eval.max_pairs", "positive integer"),
+    ({"train_sizes": [float("inf")]}, "train_sizes[0]", "positive integer"),
+    ({"seeds": [-1]}, "seeds[0]", ">= 0"),
+])
+def test_spec_rejects_values_that_would_fail_later(capsys, toy, tmp_path, change, key,
+                                                   problem):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "s", "dataset": str(toy), "ladder": {
+            "file": str(REPO / "configs" / "ladders" / "tiny.yaml"), "rungs": ["tiny-l1-h32"],
+            "init": "scratch"},
+        "train_sizes": [10], "output_dir": str(tmp_path / "out"), **change}))
+    code, err = _main(capsys, "study", "run", spec)
+    assert code == 1
+    line = _one_error_line(err, f"{spec.name}: ")  # spec errors name the file by name
+    assert key in line and problem in line, line
+    assert not (tmp_path / "out").exists()  # refused before anything was written
