@@ -2,16 +2,21 @@
 
     densescale study run configs/tiny.yaml [--executor local|processes|ray] [--quiet] [--json]
     densescale study status configs/tiny.yaml [--json]
-    densescale study export configs/tiny.yaml --csv results.csv | --parquet results.parquet
+    densescale study export configs/tiny.yaml --out results/ [--format csv|parquet|both]
 """
 
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
+from pathlib import Path
 
 import typer
 
+from densescale.errors import ConfigError
 from densescale.utils import dump_json
+
+ExportFormat = StrEnum("ExportFormat", {v: v for v in ("csv", "parquet", "both")})  # type: ignore[misc]
 
 study_app = typer.Typer(help="Run a study (a grid of training runs) and read its results.",
                         no_args_is_help=True)
@@ -96,13 +101,25 @@ def status_cmd(
 @study_app.command("export")
 def export_cmd(
     spec: str = typer.Argument(..., help="Study spec YAML, or a results database URL/path."),
-    csv: str = typer.Option(None, "--csv", help="Write CSV here."),
-    parquet: str = typer.Option(None, "--parquet", help="Write Parquet here."),
+    out: Path = typer.Option(None, "--out", help="Folder to write results.csv into (and "
+                             "results.parquet with --format parquet|both)."),
+    fmt: ExportFormat = typer.Option("csv", "--format", help="What --out writes."),
+    csv: str = typer.Option(None, "--csv", help="Write CSV to this file (instead of --out)."),
+    parquet: str = typer.Option(None, "--parquet",
+                                help="Write Parquet to this file (instead of --out)."),
     as_json: bool = typer.Option(False, "--json", help="Print {rows, files} as JSON."),
 ) -> None:
     """Write the results table (one row per run) for pandas, R or a spreadsheet."""
     from densescale.study.driver import export
 
+    if out is not None:
+        from densescale.evaluate.cli import output_folder
+
+        if csv or parquet:
+            raise ConfigError("give either --out DIR or --csv/--parquet FILE, not both")
+        folder = output_folder(out, "--out", "results.csv / results.parquet")
+        csv = str(folder / "results.csv") if str(fmt) in ("csv", "both") else None
+        parquet = str(folder / "results.parquet") if str(fmt) in ("parquet", "both") else None
     n = export(spec, csv=csv, parquet=parquet)
     files = [f for f in (csv, parquet) if f]
     if as_json:

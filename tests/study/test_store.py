@@ -89,6 +89,15 @@ def test_status_results_frame_and_export(tmp_path):
     assert json.loads(out.stdout)["rows"] == 4
     assert len(pd.read_csv(tmp_path / "r.csv")) == 4
     assert pd.read_parquet(tmp_path / "r.parquet")["status"].tolist().count("done") == 1
+    out = subprocess.run([sys.executable, "-m", "densescale", "study", "export", str(p),
+                          "--out", str(tmp_path / "exp"), "--format", "both", "--json"],
+                         capture_output=True, text=True, check=True)
+    assert sorted(json.loads(out.stdout)["files"]) == [str(tmp_path / "exp" / "results.csv"),
+                                                       str(tmp_path / "exp" / "results.parquet")]
+    assert len(pd.read_csv(tmp_path / "exp" / "results.csv")) == 4
+    bad = subprocess.run([sys.executable, "-m", "densescale", "study", "export", str(p),
+                          "--out", str(tmp_path / "r.csv")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "takes a folder" in bad.stderr and "r.csv" in bad.stderr
     out = subprocess.run([sys.executable, "-m", "densescale", "study", "status", str(p), "--json"],
                          capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["counts"]["failed"] == 1
