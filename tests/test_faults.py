@@ -330,3 +330,19 @@ def test_spec_rejects_values_that_would_fail_later(capsys, toy, tmp_path, change
     line = _one_error_line(err, f"{spec.name}: ")  # spec errors name the file by name
     assert key in line and problem in line, line
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+# ---------------------------------------------- item 11: unknown ids in train carry file:line
+def test_train_names_the_qrels_line_of_an_unknown_document(capsys, toy, config, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(toy, data)
+    q = data / "qrels" / "train.tsv"
+    q.write_text(q.read_text() + "q1\tno-such-doc\t1\n")
+    line_no = len(q.read_text().splitlines())
+    out = tmp_path / "run"
+    code, err = _main(capsys, "train", "--data", data, "--config", config, "--out", out,
+                      "--quiet")
+    assert code == 1
+    line = _one_error_line(err, f"{q}:{line_no}: ")
+    assert "unknown document 'no-such-doc'" in line
+    assert not (out / "summary.json").exists() and not (out / "last").exists()

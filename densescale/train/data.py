@@ -68,7 +68,12 @@ def training_pool(cfg: TrainConfig, ds: Any) -> Pool:
         pairs = ds.selection().keep_training(aset.pairs)
         pool = Pool(pairs, aset.queries, aset.positives, len(aset.pairs) - len(pairs))
     else:
-        pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
+        try:
+            pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
+        except DataError as e:
+            if e.path is None and cfg.split in ds.splits():  # e.g. an unknown document id:
+                ds.check_ids(cfg.split, positives_only=True)  # name the qrels file:line
+            raise
         pool = Pool(pairs, ds.queries(), None, len(ds.pairs(cfg.split)) - len(pairs))
     if not pool.pairs:
         raise DataError(f"no positive pairs in split {cfg.split!r} (after holding out the "
@@ -105,7 +110,13 @@ class TrainData:
         except KeyError as e:
             raise DataError(f"pair names unknown query {e.args[0]!r}", where) from None
         self.pairs = pairs
-        self.pos_rows = ds.corpus.rows_of([p.doc_id for p in pairs])  # [D]
+        rows = ds.corpus.rows_of([p.doc_id for p in pairs], strict=False)  # [D]
+        if (rows < 0).any():  # name the qrels file:line of the first unknown document
+            if not cfg.annotations and cfg.split in ds.splits():
+                ds.check_ids(cfg.split, positives_only=True)
+            bad = pairs[int(np.flatnonzero(rows < 0)[0])].doc_id
+            raise DataError(f"pair names unknown document {bad!r}", where)
+        self.pos_rows = rows
         self.qids = [p.query_id for p in pairs]
         self.corpus = ds.corpus
         self.n_corpus = len(ds.corpus)
