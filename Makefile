@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SHARED := $(abspath ../shared/datasets)
 export DENSESCALE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 
-.PHONY: venv demo test lint browser bench clean
+.PHONY: venv demo test lint browser postgres bench clean
 
 # The report test renders the HTML report in headless Chromium. `make browser` finds one (PATH,
 # then Playwright's own), else installs one: `playwright install chromium` where the network
@@ -59,7 +59,20 @@ browser: venv
 	  echo "browser: could not find or install Chromium; the report rendering test will fail" >&2; \
 	fi
 
-test: venv browser lint
+# tests/study/test_postgres.py starts a throw-away PostgreSQL server (initdb + pg_ctl). `make
+# postgres` finds its binaries, else installs the Debian package (as root, where apt works).
+PG_APT ?= DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
+	then echo "postgres: found initdb"; \
+	else \
+	  echo "postgres: no PostgreSQL server binaries; trying the Debian package postgresql"; \
+	  if ($(PG_APT) >/dev/null 2>&1) || (apt-get update -q >/dev/null 2>&1 && $(PG_APT) >/dev/null 2>&1); \
+	  then echo "postgres: installed"; \
+	  else echo "postgres: could not install it; tests/study/test_postgres.py will fail" >&2; fi; \
+	fi
+
+test: venv browser postgres lint
 	DENSESCALE_CHROMIUM="$$(cat $(VENV)/.chromium 2>/dev/null)" $(BIN)/python -m pytest -q tests
 
 clean:
