@@ -20,12 +20,13 @@ reported per wall-clock second and per CPU second of the process (the latter, wi
 thread, is what to compare on a shared, overloaded machine; wall numbers there are noise).
 
 densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
-chunks + for-loop AdamW (the code path before the speed work); ``fast`` = the defaults (packed
-unpadded forward, fused AdamW): the same fp32 arithmetic; ``nodrop`` = ``fast`` with dropout
-off (NOT the paper's recipe: BERT's dropout 0.1 stays on there), ``compile`` = ``fast`` +
-torch.compile (compile time reported). Utilisation: model FLOPs (densescale.models.flops: true
-token counts of queries, positives and negatives, forward + backward, non-embedding + attention)
-per second, and MFU against a 2048^3 fp32 matmul timed in the same process on the same threads.
+chunks + for-loop AdamW (the CPU default); ``fast`` = packed unpadded forward + fused AdamW (the
+same fp32 arithmetic); ``packed_only``, ``fused_only``; ``nodrop`` / ``plain_nodrop`` = ``fast``
+/ ``plain`` with dropout off (NOT the paper's recipe: BERT's dropout 0.1 stays on there);
+``compile`` = ``fast`` + torch.compile (compile time reported).
+Utilisation: model FLOPs (densescale.models.flops: true token counts of queries, positives
+and negatives, forward + backward, non-embedding + attention) per second, and MFU against a
+2048^3 fp32 matmul timed in the same process on the same threads.
 """
 
 from __future__ import annotations
@@ -92,8 +93,13 @@ def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, w
     return b * steps / wall, b * steps / cpu, flops / cpu
 
 
-VARIANTS = {"plain": {"packed": False, "fused_adamw": False}, "fast": {},
-            "nodrop": {"dropout": False}, "compile": {"compile": True}}
+VARIANTS = {"plain": {"packed": False, "fused_adamw": False},
+            "fast": {"packed": True, "fused_adamw": True},
+            "packed_only": {"packed": True, "fused_adamw": False},
+            "fused_only": {"packed": False, "fused_adamw": True},
+            "nodrop": {"packed": True, "fused_adamw": True, "dropout": False},
+            "plain_nodrop": {"packed": False, "fused_adamw": False, "dropout": False},
+            "compile": {"packed": True, "fused_adamw": True, "compile": True}}
 
 
 def run_densescale(data, shape, cfg, steps, warmup, seed, tokenizer_dir, bf16=False,

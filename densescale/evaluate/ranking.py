@@ -2,11 +2,13 @@
 
 Search is exact and sharded: the corpus (or a seeded pool holding every positive, as the
 authors' ``retrieval.py`` did with a 1M pool for MS MARCO) is encoded shard by shard and each
-shard's top-k is merged into a running top-k, so memory is O(queries x k + shard) whatever the
-corpus size. Metrics come from ir_measures (pytrec_eval backend); ``RR@10`` is MRR@10.
+shard's top-k is merged into a running top-k (``torch.topk``), so memory is
+O(queries x k + shard) whatever the corpus size. Metrics come from ir_measures
+(pytrec_eval backend; the common measures are computed in numpy with the same arithmetic,
+``metrics_from_hits``); ``RR@10`` is MRR@10.
 
     from densescale.evaluate import ranking_metrics
-    ranking_metrics(encoder, ds, "test")   # {"ndcg@10": .., "mrr@10": .., "recall@100": .., ...}
+    ranking_metrics(encoder, ds, "test")   # {"ndcg_at_10": .., "mrr_at_10": .., ...}
 
 Result keys are the canonical keys of ``densescale.evaluate.metrics`` (the result-row columns);
 settings come from ``EvalConfig`` (k, metrics, ranking_pool_size, ranking_max_queries,
@@ -116,7 +118,7 @@ def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, f
                     metrics: Sequence[str] = EvalConfig().metrics,
                     depth: int | None = None) -> dict[str, float]:
     """Aggregate metrics (mean over the qrels' queries) through ir_measures, under the
-    canonical keys (``ndcg@10``, ``mrr@10``, ...).
+    canonical keys (``ndcg_at_10``, ``mrr_at_10``, ...).
 
     A metric whose cutoff exceeds the search ``depth`` (e.g. R@1000 from a top-100 run over a
     larger pool) is reported as NaN, not as the value at the shallower depth, with a warning.
@@ -135,6 +137,107 @@ def compute_metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, f
                                      qrels, run) if len(too_deep) < len(measures) else {}
     return {name: float("nan") if name in too_deep else float(agg[m])
             for name, m in measures.items()}
+
+
+_FAST = {"nDCG", "RR", "R", "P", "AP"}
+
+
+def metrics_from_hits(dataset: Any, qrels: dict[str, dict[str, int]], qids: list[str],
+                      hits: np.ndarray, scores: np.ndarray, k: int, exclude_self: bool,
+                      metrics: Sequence[str]) -> dict[str, float] | None:
+    """``compute_metrics(qrels, hits_to_run(...))`` without the run dict, in numpy.
+
+    trec_eval's arithmetic (what ir_measures' pytrec_eval backend runs): the run ordered by
+    score, ties by document id descending; relevant = judgement >= 1; nDCG gains = judgements;
+    R@c, P@c, AP and AP@c over the top k; RR@c as ir_measures' msmarco provider (ties by
+    document id ascending). Returns None (the caller then goes through
+    ir_measures) for anything else: other measures or parameters, negative judgements, a query
+    without relevant documents or without hits, or a cutoff deeper than ``k``.
+    """
+    measures = parse_metrics(metrics)
+    if any(m.NAME not in _FAST or set(m.params) - {"cutoff"} or m.params.get("cutoff", 0) > k
+           for m in measures.values()):
+        return None
+    ids = dataset.corpus.ids
+    nq = len(qids)
+    if exclude_self:  # drop a hit whose document id is the query id, keep the first k
+        self_row = _rows(dataset.corpus, qids)  # [Q], -2 where the query id is no document
+        drop = (hits == self_row[:, None]) | (hits < 0)
+        keep = np.argsort(drop, axis=1, kind="stable")[:, :k]
+        hits = np.take_along_axis(np.where(drop, -1, hits), keep, 1)
+        scores = np.take_along_axis(scores, keep, 1)
+    hits, scores = hits[:, :k].copy(), scores[:, :k].copy()
+    valid = hits >= 0  # [Q, k]
+    if nq == 0 or not valid[:, 0].all():
+        return None
+    ties = np.flatnonzero(((scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]).any(1))
+    hits_rr = hits.copy()  # RR (ir_measures' msmarco provider): ties by document id ascending
+    for qi in ties:  # trec_eval: score descending, then document id descending
+        n = int(valid[qi].sum())
+        h, sc = hits[qi, :n].copy(), scores[qi, :n]
+        for arr, desc in ((hits, True), (hits_rr, False)):
+            order = sorted(range(n), key=lambda j: ids[int(h[j])], reverse=desc)
+            arr[qi, :n] = h[sorted(order, key=lambda j: -float(sc[j]))]
+    n_corpus = len(dataset.corpus)
+    q_of, dids, gains, ideal = [], [], [], []
+    for qi, qid in enumerate(qids):
+        judged = qrels[qid]
+        g = sorted((v for v in judged.values() if v > 0), reverse=True)
+        if min(judged.values(), default=0) < 0 or not g:
+            return None
+        ideal.append(g)
+        for did, v in judged.items():
+            if v > 0:
+                q_of.append(qi)
+                dids.append(did)
+                gains.append(v)
+    drow = _rows(dataset.corpus, dids)
+    inc = drow >= 0  # judged documents outside the corpus count only in the denominators
+    keys_a = np.asarray(q_of, np.int64)[inc] * (n_corpus + 1) + drow[inc]
+    gains_a = np.asarray(gains, np.float64)[inc]
+    order = np.argsort(keys_a)
+    keys_a, gains_a = keys_a[order], gains_a[order]
+
+    def gain_of(h: np.ndarray) -> np.ndarray:  # judgement of each hit [Q, k], 0 = not relevant
+        hk = np.arange(nq, dtype=np.int64)[:, None] * (n_corpus + 1) + h  # [Q, k]
+        if not len(keys_a):
+            return np.zeros(h.shape)
+        pos = np.clip(np.searchsorted(keys_a, hk), 0, len(keys_a) - 1)
+        return np.where(valid & (keys_a[pos] == hk), gains_a[pos], 0.0)
+
+    gain = gain_of(hits)
+    rel = gain >= 1
+    rel_rr = gain_of(hits_rr) >= 1 if len(ties) else rel
+    n_rel = np.array([sum(v >= 1 for v in g) for g in ideal], np.float64)  # [Q]
+    disc = 1.0 / np.log2(np.arange(k, dtype=np.float64) + 2.0)  # [k]
+    out = {}
+    for name, m in measures.items():
+        c = int(m.params.get("cutoff", k))
+        r, g = rel[:, :c], gain[:, :c]
+        if m.NAME == "nDCG":
+            idcg = np.array([np.sum(np.asarray(x[:c]) * disc[:min(c, len(x))]) for x in ideal])
+            v = (g * disc[:c]).sum(1) / idcg
+        elif m.NAME == "RR":
+            r = rel_rr[:, :c]
+            v = np.where(r.any(1), 1.0 / (np.argmax(r, axis=1) + 1.0), 0.0)
+        elif m.NAME == "R":
+            v = r.sum(1) / n_rel
+        elif m.NAME == "P":
+            v = r.sum(1) / c
+        else:  # AP
+            prec = np.cumsum(r, 1) / np.arange(1, r.shape[1] + 1)
+            v = (prec * r).sum(1) / n_rel
+        out[name] = float(np.mean(v))
+    return out
+
+
+def _rows(corpus: Any, doc_ids: list[str]) -> np.ndarray:
+    """Corpus rows of ``doc_ids`` [n]; -2 for an id that is not in the corpus."""
+    out = np.full(len(doc_ids), -2, dtype=np.int64)
+    known = [i for i, d in enumerate(doc_ids) if d in corpus]
+    if known:
+        out[known] = corpus.rows_of([doc_ids[i] for i in known])
+    return out
 
 
 def write_trec_run(path: str | os.PathLike, run: dict[str, dict[str, float]],
@@ -180,8 +283,19 @@ def search_run(
 
     ``on_shard(rows, embeddings)`` sees every encoded shard (evaluate_model reuses them).
     """
-    from densescale.evaluate.entropy import encode_queries, pick_device
+    cfg = EvalConfig.resolve(config)
+    qids, hits, scores = search_hits(encoder, dataset, split, cfg, device, progress, on_shard)
+    return hits_to_run(dataset, qids, hits, scores, cfg.k, cfg.exclude_self)
 
+
+def search_hits(
+    encoder: Encoder, dataset: Any, split: str, config: EvalConfig | None = None,
+    device: str | None = None, progress: bool = False,
+    on_shard: Callable[[np.ndarray, torch.Tensor], None] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``search_run`` before the run dict: (query ids, corpus rows [Q, k'] with -1 padding,
+    scores [Q, k']), k' = k (+ 1 with ``exclude_self``)."""
+    from densescale.evaluate.entropy import encode_queries, pick_device
     cfg = EvalConfig.resolve(config)
     qrels = ranking_queries(dataset, split, cfg.ranking_max_queries, cfg.seed)
     qids = list(qrels)
@@ -200,7 +314,7 @@ def search_run(
 
     k_search = cfg.k + 1 if cfg.exclude_self else cfg.k
     scores, hits = exact_search(q_emb, shards(), k_search)  # [Q, k'] each
-    return hits_to_run(dataset, qids, hits.numpy(), scores.numpy(), cfg.k, cfg.exclude_self)
+    return qids, hits.numpy(), scores.numpy()
 
 
 def ranking_metrics(
@@ -230,7 +344,7 @@ def ranking_metrics(
 
     Example:
         >>> ranking_metrics(scorer, "scifact", "test", k=100, metrics=("nDCG@10", "R@100"))
-        {'ndcg@10': ..., 'recall@100': ...}
+        {'ndcg_at_10': ..., 'recall_at_100': ...}
     """
     from densescale.evaluate.entropy import as_dataset, as_encoder
 
@@ -238,11 +352,17 @@ def ranking_metrics(
     cfg = EvalConfig.resolve(config, **overrides)
     ds = as_dataset(dataset)
     parse_metrics(cfg.metrics)  # fail before any encoding
-    run = search_run(as_encoder(encoder), ds, split, cfg, device, progress)
-    if run_path is not None:
-        write_trec_run(run_path, run)
+    qids, hits, scores = search_hits(as_encoder(encoder), ds, split, cfg, device, progress)
     qrels = ranking_queries(ds, split, cfg.ranking_max_queries, cfg.seed)
-    out = compute_metrics(qrels, run, cfg.metrics, depth=cfg.k)
+    out = None
+    if run_path is None:  # vectorised trec_eval arithmetic (same values as ir_measures)
+        out = metrics_from_hits(ds, qrels, qids, hits, scores, cfg.k, cfg.exclude_self,
+                                cfg.metrics)
+    if out is None:
+        run = hits_to_run(ds, qids, hits, scores, cfg.k, cfg.exclude_self)
+        if run_path is not None:
+            write_trec_run(run_path, run)
+        out = compute_metrics(qrels, run, cfg.metrics, depth=cfg.k)
     if progress:
         import sys
 

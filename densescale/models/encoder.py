@@ -37,7 +37,6 @@ from densescale.models.ladder import (
     resolve_rung,
     rung_from_dict,
 )
-from densescale.models.packed import packed_encoder
 from densescale.models.similarity import DEFAULT_COS_SCALE, SIMILARITIES
 from densescale.models.tokenizer import corpus_tokenizer, load_tokenizer, transformer_folder
 
@@ -145,17 +144,13 @@ class BiEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
-        """Embeddings [n, dim] (float32, CPU) of texts; batches are length-sorted to cut padding
-        (BERT encoders run packed, without padding: densescale.models.packed).
+        """Embeddings [n, dim] (float32, CPU) of texts; batches are length-sorted to cut padding.
 
         Unit length for similarity "cos": the model's own score is then ``score_scale`` times
         the inner product of two outputs."""
         n = len(texts)
         if n == 0:
             return torch.zeros(0, self.dim)
-        fast = packed_encoder(self)  # BERT encoders: unpadded forward (densescale.models.packed)
-        if fast is not None:
-            return fast.encode(list(texts), kind, batch_size)
         was_training = self.training
         self.eval()
         dev = self.device

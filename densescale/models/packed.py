@@ -39,8 +39,8 @@ class Packed:
         lengths: tokens per sequence, sorted order [n] (float32, for mean pooling).
         starts: first token of each sequence [n].
         inverse: sorted position of input row i [n] (``emb_sorted[inverse]`` = input order).
-        chunks: attention chunks: (gather [c, T] rows of ids, key mask [c, 1, 1, T] bool,
-            valid [Nc] positions of real tokens in the flattened [c * T] layout).
+        chunks: attention chunks: (first token, end token, key mask [c, 1, 1, T] bool, valid
+            [Nc] positions of the chunk's tokens in its flattened padded [c * T] layout).
         n_tokens: N. seq_lengths: the sorted lengths as numpy (for FLOP counts).
     """
 
@@ -50,7 +50,7 @@ class Packed:
     lengths: torch.Tensor
     starts: torch.Tensor
     inverse: torch.Tensor
-    chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+    chunks: list[tuple[int, int, torch.Tensor, torch.Tensor]]
     n_tokens: int
     seq_lengths: np.ndarray
 
@@ -58,7 +58,7 @@ class Packed:
         mv = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return Packed(mv(self.ids), mv(self.pos), mv(self.seq), mv(self.lengths),
                       mv(self.starts), mv(self.inverse),
-                      [(mv(g), mv(m), mv(v)) for g, m, v in self.chunks], self.n_tokens,
+                      [(a, b, mv(m), mv(v)) for a, b, m, v in self.chunks], self.n_tokens,
                       self.seq_lengths)
 
 
@@ -76,21 +76,30 @@ def pack_arrays(flat: np.ndarray, offsets: np.ndarray, attn_rows: int = 64) -> P
     inverse = np.empty(n, np.int64)
     inverse[order] = np.arange(n)
     chunks = []
-    k = max(1, -(-n // attn_rows)) if attn_rows > 0 else 1
-    for rows in np.array_split(np.arange(n), k):
-        if not len(rows):
-            continue
+    for rows in _length_buckets(slen, attn_rows):
         t = int(slen[rows].max())
         ar = np.arange(t, dtype=np.int64)
         mask = ar[None, :] < slen[rows][:, None]  # [c, T]
-        # padding positions point at the chunk's first token: masked as keys, dropped as queries
-        gather = np.where(mask, starts[rows][:, None] + ar[None, :], starts[rows[0]])
-        valid = np.flatnonzero(mask.reshape(-1))
-        chunks.append((torch.from_numpy(gather), torch.from_numpy(mask[:, None, None, :]),
+        valid = np.flatnonzero(mask.reshape(-1))  # the chunk's tokens are contiguous (sorted)
+        first = int(starts[rows[0]])
+        chunks.append((first, first + len(valid), torch.from_numpy(mask[:, None, None, :]),
                        torch.from_numpy(valid)))
     return Packed(torch.from_numpy(ids), torch.from_numpy(pos), torch.from_numpy(seq),
                   torch.from_numpy(slen.astype(np.float32)), torch.from_numpy(starts),
                   torch.from_numpy(inverse), chunks, total, slen)
+
+
+def _length_buckets(slen: np.ndarray, max_rows: int) -> list[np.ndarray]:
+    """Split sorted lengths into attention chunks: at most ``max_rows`` rows (0 = no limit) and
+    a new chunk once a length exceeds 1.25x the chunk's shortest by more than 8 tokens, so
+    short queries are not padded to passage length."""
+    out, start = [], 0
+    for i in range(1, len(slen) + 1):
+        if i == len(slen) or (max_rows > 0 and i - start >= max_rows) or (
+                slen[i] > 1.25 * slen[start] and slen[i] - slen[start] > 8):
+            out.append(np.arange(start, i))
+            start = i
+    return out
 
 
 def pack(seqs: Sequence[Any], attn_rows: int = 64) -> Packed:
@@ -141,12 +150,15 @@ def packed_hidden(encoder: nn.Module, p: Packed) -> torch.Tensor:
         w, b = _qkv(layer)
         qkv = F.linear(x, w, b)  # [N, 3H]
         ctx = []
-        for gather, mask, valid in p.chunks:
-            c, t = gather.shape
-            g = qkv[gather.reshape(-1)].view(c, t, 3, h, d).permute(2, 0, 3, 1, 4)  # [3,c,h,T,d]
+        for first, end, mask, valid in p.chunks:
+            c, t = mask.shape[0], mask.shape[-1]
+            # scatter the chunk's tokens into [c * T] rows (padding rows stay 0: masked as keys,
+            # dropped as queries); index_copy / index_select have gather-like backward passes
+            g = qkv.new_zeros(c * t, qkv.shape[1]).index_copy(0, valid, qkv[first:end])
+            g = g.view(c, t, 3, h, d).permute(2, 0, 3, 1, 4)  # [3, c, h, T, d]
             o = F.scaled_dot_product_attention(g[0], g[1], g[2], attn_mask=mask,
                                                dropout_p=p_att, scale=att.scaling)  # [c,h,T,d]
-            ctx.append(o.transpose(1, 2).reshape(c * t, h * d)[valid])  # [Nc, H]
+            ctx.append(o.transpose(1, 2).reshape(c * t, h * d).index_select(0, valid))  # [Nc, H]
         a = torch.cat(ctx) if len(ctx) > 1 else ctx[0]  # [N, H]
         out = layer.attention.output
         a = F.dropout(out.dense(a), out.dropout.p, train)

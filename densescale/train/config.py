@@ -134,11 +134,12 @@ class TrainConfig(BaseModel):
     grad_checkpointing: bool = Field(False, description="recompute activations in backward "
                                      "(saves memory)")
     packed: bool | None = Field(None, description="unpadded encoder forward (no FLOPs on "
-                                "padding; densescale.models.packed); None = on for BERT encoders")
+                                "padding; densescale.models.packed); None = off (measured "
+                                "slower than padded on CPU)")
     dropout: bool = Field(True, description="the encoder's dropout (paper code: BERT's 0.1); "
                           "False = off (faster; not the paper's recipe)")
     fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
-                                     "where torch supports it")
+                                     "CUDA only (no measurable gain on CPU)")
     compile: bool = Field(False, description="torch.compile the packed encoder (compile time "
                           "in the summary)")
     passage_chunk: int | None = Field(None, description="passages per forward, length-sorted; "

@@ -4,9 +4,9 @@ Fang et al., Scaling Laws for Dense Retrieval, SIGIR 2024, Section 3.4 (training
 
 Each step: B pre-tokenised (query, positive) pairs in a seeded order, ``negatives`` corpus
 passages shared by the batch (keyed by (seed, step)), then the contrastive loss
-(densescale.train.loss). The encoder runs either packed (default for BERT encoders: queries and
-passages in one unpadded forward, densescale.models.packed) or padded (one forward for the
-queries and one per length-sorted chunk of passages). Each passage, shared negatives included,
+(densescale.train.loss). The encoder runs padded (default: one forward for the queries and one
+per length-sorted chunk of passages) or, with ``packed``, unpadded (queries and passages in one
+forward, densescale.models.packed). Each passage, shared negatives included,
 is encoded and projected once per step.
 
 Speed options (TrainConfig): ``packed``, ``fused_adamw`` and ``compile`` leave the arithmetic
@@ -60,7 +60,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "bias" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    fused = cfg.fused_adamw if cfg.fused_adamw is not None else _fused_ok(decay + no_decay)
+    params = decay + no_decay  # fused: default on CUDA only (no measurable gain on CPU)
+    fused = (cfg.fused_adamw if cfg.fused_adamw is not None
+             else bool(params) and params[0].device.type == "cuda")
+    fused = fused and _fused_ok(params)
     return torch.optim.AdamW(groups, lr=cfg.resolved_lr, betas=(0.9, 0.999), eps=1e-8,
                              fused=bool(fused) or None)
 
@@ -97,8 +100,9 @@ class StepLoss:
         self.cfg, self.data, self.dist, self.hard = cfg, data, dist, hard
         dev = dist.device
         set_dropout(model, cfg.dropout)
-        self.packed = (cfg.packed if cfg.packed is not None
-                       else supports_packing(model.encoder)) and supports_packing(model.encoder)
+        # packed: off unless asked; measured slower than the padded path on CPU
+        # (bench/RESULTS.md, issue 16), unmeasured on CUDA (bench/gpu_check.sh compares both)
+        self.packed = bool(cfg.packed) and supports_packing(model.encoder)
         if cfg.packed and not self.packed:
             raise ConfigError("packed: needs a BERT encoder (BertModel, absolute positions) "
                               "without gradient checkpointing")
@@ -106,6 +110,10 @@ class StepLoss:
         if cfg.compile:
             if not self.packed:
                 raise ConfigError("compile: needs the packed encoder (packed: true)")
+            if dev.type == "cpu":  # no pool of compile workers (seen failing on a busy host)
+                import torch._inductor.config as inductor_config
+
+                inductor_config.compile_threads = 1
             fn = torch.compile(packed_embed, dynamic=True)
         self.compile_s: float | None = None
         self._fwd_s: list[float] = []
