@@ -170,14 +170,16 @@ def metrics_from_hits(dataset: Any, qrels: dict[str, dict[str, int]], qids: list
     valid = hits >= 0  # [Q, k]
     if nq == 0 or not valid[:, 0].all():
         return None
-    ties = np.flatnonzero(((scores[:, 1:] == scores[:, :-1]) & valid[:, 1:]).any(1))
-    hits_rr = hits.copy()  # RR (ir_measures' msmarco provider): ties by document id ascending
-    for qi in ties:  # trec_eval: score descending, then document id descending
-        n = int(valid[qi].sum())
-        h, sc = hits[qi, :n].copy(), scores[qi, :n]
-        for arr, desc in ((hits, True), (hits_rr, False)):
-            order = sorted(range(n), key=lambda j: ids[int(h[j])], reverse=desc)
-            arr[qi, :n] = h[sorted(order, key=lambda j: -float(sc[j]))]
+    # trec_eval orders by score descending, ties by document id descending; ir_measures'
+    # msmarco provider (RR) by document id ascending: rank the distinct hit ids as strings once
+    uniq = np.unique(hits[valid])
+    names = [ids[int(r)] for r in uniq]
+    name_rank = np.empty(len(uniq), np.int64)
+    name_rank[np.argsort(np.array(names, dtype=object), kind="stable")] = np.arange(len(uniq))
+    rank = np.where(valid, name_rank[np.searchsorted(uniq, np.where(valid, hits, uniq[0]))], -1)
+    neg = np.where(valid, -scores.astype(np.float64), np.inf)  # [Q, k]
+    hits_rr = np.take_along_axis(hits, np.lexsort((rank, neg), axis=1), 1)
+    hits = np.take_along_axis(hits, np.lexsort((-rank, neg), axis=1), 1)
     n_corpus = len(dataset.corpus)
     q_of, dids, gains, ideal = [], [], [], []
     for qi, qid in enumerate(qids):
@@ -207,7 +209,7 @@ def metrics_from_hits(dataset: Any, qrels: dict[str, dict[str, int]], qids: list
 
     gain = gain_of(hits)
     rel = gain >= 1
-    rel_rr = gain_of(hits_rr) >= 1 if len(ties) else rel
+    rel_rr = gain_of(hits_rr) >= 1
     n_rel = np.array([sum(v >= 1 for v in g) for g in ideal], np.float64)  # [Q]
     disc = 1.0 / np.log2(np.arange(k, dtype=np.float64) + 2.0)  # [k]
     out = {}
