@@ -189,11 +189,7 @@ def eval_cmd(**kw: Any) -> None:
                              progress=not run["quiet"])
     row["model"] = str(run["model"])
     row["eval_config"] = cfg.to_dict()
-    if out is not None:
-        with open(out / RESULTS_FILE, "a", encoding="utf-8") as f:  # one write per row
-            f.write(json_text(row, indent=None) + "\n")
-    if run["as_json"]:
-        dump_json(row)
+    if _record(row, out, run["as_json"]):
         return
     typer.echo(f"{run['model']} on {ds.name}/{run['split']}: {row['n_pairs']} pairs, "
                f"W={cfg.negatives}, R={cfg.repeats}, pool={row['pool_size']}")
@@ -215,6 +211,17 @@ def eval_cmd(**kw: Any) -> None:
     typer.echo(f"time {row['seconds_total']:.1f}s")
 
 
+def _record(row: dict[str, Any], out: Path | None, as_json: bool) -> bool:
+    """Append the row to ``out/results.jsonl`` (one write per row) and print it as JSON when
+    asked; True when it was printed (the caller then prints nothing else)."""
+    if out is not None:
+        with open(out / RESULTS_FILE, "a", encoding="utf-8") as f:
+            f.write(json_text(row, indent=None) + "\n")
+    if as_json:
+        dump_json(row)
+    return as_json
+
+
 def _score_run(run: dict[str, Any], cfg: EvalConfig, ds: Any, out: Path | None) -> None:
     """``eval --run``: the ranking metrics of an external TREC run (and BM25 beside them)."""
     from densescale.evaluate.external import run_metrics
@@ -228,11 +235,7 @@ def _score_run(run: dict[str, Any], cfg: EvalConfig, ds: Any, out: Path | None) 
 
         row.update(prefixed(bm25_metrics(ds, run["split"], cfg, progress=not run["quiet"])))
     row["eval_config"] = cfg.to_dict()
-    if out is not None:
-        with open(out / RESULTS_FILE, "a", encoding="utf-8") as f:
-            f.write(json_text(row, indent=None) + "\n")
-    if run["as_json"]:
-        dump_json(row)
+    if _record(row, out, run["as_json"]):
         return
     typer.echo(f"{run['trec_run']} on {ds.name}/{run['split']}: {row['n_run_queries']} of "
                f"{row['n_ranked_queries']} ranked queries in the run (depth {row['run_depth']})")
