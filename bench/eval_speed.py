@@ -49,6 +49,27 @@ def build_model(tmp: Path):
     return SentenceTransformer(modules=[word, pool], device="cpu")
 
 
+def st_evaluator(ds, k: int):
+    """sentence-transformers' InformationRetrievalEvaluator on the dataset's test split (dot
+    product, the same k and cut-offs as densescale's ranking), for side-by-side timing."""
+    from sentence_transformers.util import dot_score
+    try:
+        from sentence_transformers.sentence_transformer.evaluation import (
+            InformationRetrievalEvaluator,
+        )
+    except ImportError:
+        from sentence_transformers.evaluation import InformationRetrievalEvaluator
+    qrels = ds.qrels("test")
+    queries = ds.queries()
+    corpus = dict(zip(ds.corpus.ids, ds.corpus.texts(list(range(len(ds.corpus))))))
+    return InformationRetrievalEvaluator(
+        queries={q: queries[q] for q in qrels}, corpus=corpus,
+        relevant_docs={q: {d for d, s in v.items() if s > 0} for q, v in qrels.items()},
+        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[100, k],
+        map_at_k=[k], batch_size=256, write_csv=False, score_functions={"dot": dot_score},
+        main_score_function="dot")
+
+
 def naive_units(enc, ds, sample, n_units: int) -> tuple[float, list[float]]:
     """Naive per-pair CE: encode query + 257 passages per (pair, repeat). Seconds per unit."""
     queries = ds.queries()
@@ -198,22 +219,7 @@ def main() -> None:
     out["ranking_densescale"] = rm
     log(f"densescale ranking {out['ranking_densescale_s']:.1f}s {rm}")
 
-    from sentence_transformers.util import dot_score
-    try:
-        from sentence_transformers.sentence_transformer.evaluation import (
-            InformationRetrievalEvaluator,
-        )
-    except ImportError:
-        from sentence_transformers.evaluation import InformationRetrievalEvaluator
-    qrels = ds.qrels("test")
-    queries = ds.queries()
-    corpus = {d: ds.corpus.texts([i])[0] for i, d in enumerate(ds.corpus.ids)}
-    ir = InformationRetrievalEvaluator(
-        queries={q: queries[q] for q in qrels}, corpus=corpus,
-        relevant_docs={q: {d for d, s in v.items() if s > 0} for q, v in qrels.items()},
-        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[100, k],
-        map_at_k=[k], batch_size=256, write_csv=False, score_functions={"dot": dot_score},
-        main_score_function="dot")
+    ir = st_evaluator(ds, k)
     model.max_seq_length = 180
     with Timer() as tm:
         st_res = ir(model)

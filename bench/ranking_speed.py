@@ -40,33 +40,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from eval_speed import build_model
-    from sentence_transformers.util import dot_score
+    from eval_speed import build_model, st_evaluator
 
     from densescale.data import open_dataset
     from densescale.evaluate import SentenceTransformerEncoder
     from densescale.evaluate.ranking import ranking_metrics
     from densescale.utils import hardware_info
-    try:
-        from sentence_transformers.sentence_transformer.evaluation import (
-            InformationRetrievalEvaluator,
-        )
-    except ImportError:
-        from sentence_transformers.evaluation import InformationRetrievalEvaluator
 
     ds = open_dataset(args.data)
     model = build_model(Path(tempfile.mkdtemp(prefix="densescale-rank-")))
     enc = SentenceTransformerEncoder(model, query_max_len=32, passage_max_len=180, device="cpu")
     qrels = ds.qrels("test")
-    queries = ds.queries()
-    corpus = dict(zip(ds.corpus.ids, ds.corpus.texts(list(range(len(ds.corpus))))))
     k = args.k
-    ir = InformationRetrievalEvaluator(
-        queries={q: queries[q] for q in qrels}, corpus=corpus,
-        relevant_docs={q: {d for d, s in v.items() if s > 0} for q, v in qrels.items()},
-        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[100, k],
-        map_at_k=[k], batch_size=256, write_csv=False, score_functions={"dot": dot_score},
-        main_score_function="dot")
+    ir = st_evaluator(ds, k)
     res: dict = {"hardware": hardware_info(), "load_avg_start": os.getloadavg(),
                  "queries": len(qrels), "corpus": len(ds.corpus), "k": k,
                  "densescale": [], "sentence_transformers": []}
