@@ -138,6 +138,10 @@ class TrainConfig(BaseModel):
                                 "slower than padded on CPU)")
     dropout: bool = Field(True, description="the encoder's dropout (paper code: BERT's 0.1); "
                           "False = off (faster; not the paper's recipe)")
+    fast_dropout: bool | None = Field(None, description="draw CPU dropout masks in bulk "
+                                      "(densescale.models.dropout: the same dropout, another "
+                                      "random stream, faster steps); None = on for CPU "
+                                      "training of the padded path; CUDA keeps torch's")
     fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
                                      "CUDA only (no measurable gain on CPU)")
     compile: bool = Field(False, description="torch.compile the packed encoder (compile time "

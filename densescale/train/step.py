@@ -11,7 +11,9 @@ is encoded and projected once per step.
 
 Speed options (TrainConfig): ``packed``, ``fused_adamw`` and ``compile`` leave the arithmetic
 unchanged up to the order of fp32 sums (tests/train/test_speed.py checks the weights after N
-steps); ``dropout=False`` changes the recipe (the paper keeps BERT's dropout).
+steps); ``fast_dropout`` (default on CPU) draws the same dropout from another random stream
+(densescale.models.dropout); ``dropout=False`` changes the recipe (the paper keeps BERT's
+dropout).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from densescale.errors import ConfigError
+from densescale.models.dropout import install as install_fast_dropout
 from densescale.models.encoder import BiEncoder
 from densescale.models.flops import encoder_shape, peak_flops, train_flops
 from densescale.models.packed import Packed, pack, packed_embed, set_dropout, supports_packing
@@ -106,6 +109,11 @@ class StepLoss:
         if cfg.packed and not self.packed:
             raise ConfigError("packed: needs a BERT encoder (BertModel, absolute positions) "
                               "without gradient checkpointing")
+        if cfg.fast_dropout and self.packed:
+            raise ConfigError("fast_dropout: the packed encoder draws torch's dropout; give "
+                              "packed: false or fast_dropout: false")
+        if (cfg.fast_dropout or (cfg.fast_dropout is None and not self.packed)) and cfg.dropout:
+            install_fast_dropout(model.encoder)  # acts on CPU tensors only
         fn = None
         if cfg.compile:
             if not self.packed:

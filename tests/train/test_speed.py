@@ -120,6 +120,26 @@ def test_dropout_off_and_option_checks(toy_dataset, tmp_path):
         train(_cfg(toy_dataset, tmp_path, compile=True, packed=False), progress=False)
 
 
+def test_fast_dropout_is_seeded_and_is_the_cpu_default(toy_dataset, tmp_path, tok):
+    """The bulk-stream dropout (densescale.models.dropout): the default on CPU, fixed by the seed,
+    another stream than torch's; never written into the saved model's config."""
+    from densescale.models.dropout import ATTENTION_NAME
+
+    runs = {"default": {}, "on": {"fast_dropout": True}, "torch": {"fast_dropout": False}}
+    w = {}
+    for name, option in runs.items():
+        train(_cfg(toy_dataset, tmp_path / name, tokenizer=tok, dropout=True, **option),
+              progress=False)
+        w[name] = _weights(tmp_path / name / "last")
+    assert all(torch.equal(w["default"][k], w["on"][k]) for k in w["on"])  # same seed, same masks
+    key = "encoder.layer.0.output.dense.weight"
+    assert not torch.equal(w["on"][key], w["torch"][key])  # torch's stream drops other elements
+    saved = (tmp_path / "on" / "last" / "0_Transformer" / "config.json").read_text()
+    assert ATTENTION_NAME not in saved
+    with pytest.raises(ConfigError, match="fast_dropout"):
+        train(_cfg(toy_dataset, tmp_path / "x", fast_dropout=True, packed=True), progress=False)
+
+
 def test_flop_formula_and_mfu_in_summary(plain):
     # one layer, H=2, I=4, two sequences of 1 and 3 tokens, no projection, by hand:
     # linears 2 * 4 tokens * (4*4 + 2*2*4) = 256; attention 4 * (1 + 9) * 2 = 80

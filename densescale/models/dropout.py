@@ -1,0 +1,115 @@
+"""Dropout with a bulk random stream: BERT's dropout, cheaper on CPU.
+
+torch draws a CPU dropout mask element by element (``bernoulli_``: one Mersenne-Twister double
+per element, ~12 ns): on a bert-tiny step that is a fifth of the time, more than any matmul
+but one (bench/RESULTS.md, issue 16). Here the mask comes from numpy's PCG64 in bulk (32-bit
+words, ~2 ns per element) and is applied as ``x * mask`` with mask in {0, 1/(1-p)}: the same dropout,
+the same per-element arithmetic as torch's (``x * mask * 1/(1-p)``), the same distribution
+(P(keep) = 1 - p to 2^-32), only another random stream. The stream is seeded from torch's
+generator on every call, so ``torch.manual_seed`` (and a checkpoint's saved RNG state) fixes
+every mask, as with torch's own dropout.
+
+``install(model)`` puts it in every ``nn.Dropout`` of a model and, for Hugging Face models on
+the attention-function registry (transformers >= 4.48, "sdpa" or "eager"), in the attention
+probabilities; ``uninstall(model)`` restores both. It acts on CPU tensors in training only:
+on CUDA, torch's Philox dropout is already fast, and in eval dropout is the identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+ATTENTION_NAME = "densescale_fast_dropout"
+_SEED_HIGH = 2 ** 62
+
+
+def keep_scale(shape: torch.Size | tuple[int, ...], p: float, seed: int) -> torch.Tensor:
+    """float32 mask of ``shape``: 1/(1-p) with probability 1 - p (to 2^-32), else 0; from
+    PCG64(seed), 32 bits per element."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    words = np.random.PCG64(seed).random_raw((n + 1) // 2).view(np.uint32)[:n]
+    threshold = np.uint32(min(round(p * 2 ** 32), 2 ** 32 - 1))
+    mask = np.multiply(words >= threshold, np.float32(1.0 / (1.0 - p)), dtype=np.float32)
+    return torch.from_numpy(mask).view(shape)
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """``nn.functional.dropout`` with the bulk random stream on CPU (torch's on other devices):
+    ``x * mask`` with mask in {0, 1/(1-p)}, i.e. torch's ``x * keep * 1/(1-p)`` per element."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0 or x.dtype != torch.float32:
+        return nn.functional.dropout(x, p, training)
+    seed = int(torch.randint(_SEED_HIGH, (1,)).item())  # torch's generator fixes the stream
+    return x * keep_scale(x.shape, p, seed)
+
+
+class FastDropout(nn.Dropout):
+    """An ``nn.Dropout`` (same ``p``, same state) that draws its mask with ``fast_dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fast_dropout(x, self.p, self.training)
+
+
+def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               attention_mask: torch.Tensor | None, scaling: float | None = None,
+               dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, Any]:
+    """transformers' attention function: softmax(Q * scaling K^T + mask) -> dropout -> @V, the
+    arithmetic of SDPA's reference path, with the bulk-stream dropout; SDPA itself whenever there
+    is no dropout to apply (eval, p = 0, CUDA)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if dropout == 0.0 or not module.training or query.device.type != "cpu":
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    w = torch.matmul(query * scaling, key.transpose(2, 3))  # [b, heads, q, k]; q scaled as SDPA
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:  # sdpa_mask: True = attend
+            w.masked_fill_(~attention_mask, torch.finfo(w.dtype).min)
+        else:
+            w.add_(attention_mask)
+    w = fast_dropout(torch.softmax(w, dim=-1), dropout)
+    out = torch.matmul(w, value)  # [b, heads, q, d]
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _register() -> bool:
+    """Register the attention function (and SDPA's mask for it); False on transformers < 4.48."""
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    except ImportError:
+        return False
+    AttentionInterface.register(ATTENTION_NAME, _attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION_NAME, sdpa_mask)
+    return True
+
+
+def install(model: nn.Module) -> nn.Module:
+    """Use the bulk-stream dropout in ``model`` (in place; returns it)."""
+    for m in model.modules():
+        if type(m) is nn.Dropout:
+            m.__class__ = FastDropout
+        cfg = getattr(m, "config", None)
+        if (cfg is not None and getattr(cfg, "_attn_implementation", None) in ("sdpa", "eager")
+                and _register()):
+            m._densescale_attn = cfg._attn_implementation  # on the module, not the config
+            cfg._attn_implementation = ATTENTION_NAME
+    return model
+
+
+def uninstall(model: nn.Module) -> nn.Module:
+    """Undo ``install``: torch's dropout and the attention the model had."""
+    for m in model.modules():
+        if type(m) is FastDropout:
+            m.__class__ = nn.Dropout
+        original = m.__dict__.pop("_densescale_attn", None)
+        if original is not None:
+            m.config._attn_implementation = original
+    return model
