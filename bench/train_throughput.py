@@ -21,9 +21,10 @@ thread, is what to compare on a shared, overloaded machine; wall numbers there a
 
 densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
 chunks + for-loop AdamW + bulk-stream dropout (the CPU default); ``torch_dropout`` = ``plain``
-with torch's own dropout stream (the default before ``fast_dropout``); ``fast`` = packed unpadded forward + fused AdamW (the
-same fp32 arithmetic); ``packed_only``, ``fused_only``; ``nodrop`` / ``plain_nodrop`` = ``fast``
-/ ``plain`` with dropout off (NOT the paper's recipe: BERT's dropout 0.1 stays on there);
+with torch's own dropout stream (the default before ``fast_dropout``); ``fast`` = packed
+unpadded forward + fused AdamW (the same fp32 arithmetic); ``packed_only``, ``fused_only``;
+``nodrop`` / ``plain_nodrop`` = ``fast`` / ``plain`` with dropout off (NOT the paper's recipe:
+BERT's dropout 0.1 stays on there);
 ``compile`` = ``fast`` + torch.compile (compile time reported).
 Utilisation: model FLOPs (densescale.models.flops: true token counts of queries, positives
 and negatives, forward + backward, non-embedding + attention) per second, and MFU against a

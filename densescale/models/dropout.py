@@ -3,16 +3,16 @@
 torch draws a CPU dropout mask element by element (``bernoulli_``: one Mersenne-Twister double
 per element, ~12 ns): on a bert-tiny step that is a fifth of the time, more than any matmul
 but one (bench/RESULTS.md, issue 16). Here the mask comes from numpy's PCG64 in bulk (32-bit
-words, ~2 ns per element) and is applied as ``x * mask`` with mask in {0, 1/(1-p)}: the same dropout,
-the same per-element arithmetic as torch's (``x * mask * 1/(1-p)``), the same distribution
-(P(keep) = 1 - p to 2^-32), only another random stream. The stream is seeded from torch's
-generator on every call, so ``torch.manual_seed`` (and a checkpoint's saved RNG state) fixes
-every mask, as with torch's own dropout.
+words, ~2 ns per element) and is applied as ``x * mask`` with mask in {0, 1/(1-p)}: the same
+dropout, the same per-element arithmetic as torch's (``x * keep * 1/(1-p)``), the same
+distribution (P(keep) = 1 - p to 2^-32), only another random stream. The stream is seeded from
+torch's generator on every call, so ``torch.manual_seed`` (and a checkpoint's saved RNG state)
+fixes every mask, as with torch's own dropout.
 
 ``install(model)`` puts it in every ``nn.Dropout`` of a model and, for Hugging Face models on
 the attention-function registry (transformers >= 4.48, "sdpa" or "eager"), in the attention
-probabilities; ``uninstall(model)`` restores both. It acts on CPU tensors in training only:
-on CUDA, torch's Philox dropout is already fast, and in eval dropout is the identity.
+probabilities; ``uninstall(model)`` restores both. It acts on CPU float32 tensors in training
+only: on CUDA, torch's Philox dropout is already fast, and in eval dropout is the identity.
 """
 
 from __future__ import annotations
