@@ -6,9 +6,10 @@ InformationRetrievalEvaluator, same model, same queries, same metrics (checked t
 Model: the random bert-tiny-shaped sentence-transformers model of bench/eval_speed.py (L=2,
 H=128, 4 heads, bert-base-uncased vocabulary, mean pooling), query / passage max length 32 /
 180, SQuAD v1.1 test: 10,570 queries over the 20,958-passage corpus, top-1000 by inner product.
-Both sides get the same ``SentenceTransformer`` object; densescale wraps it in
-SentenceTransformerEncoder (ranking then encodes through the packed forward of
-densescale.models.packed). Sides alternate, ``--rounds`` times; wall and process CPU seconds.
+Both sides get the same ``SentenceTransformer`` object and run the same modules on it;
+densescale wraps it in SentenceTransformerEncoder, which tokenises each block of texts once and
+batches by token length (sentence-transformers' encode batches by character length and
+tokenises batch by batch). Sides alternate, ``--rounds`` times; wall and process CPU seconds.
 """
 
 from __future__ import annotations

@@ -100,13 +100,54 @@ class SentenceTransformerEncoder:
         self.query_max_len = query_max_len or default
         self.passage_max_len = passage_max_len or default
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
+        """Embeddings [n, dim]. The texts are tokenised once, in one call (the model's own
+        preprocessing), and batched by token length, so a batch pads to its own longest text
+        (sentence-transformers' ``encode`` batches by character length and tokenises batch by
+        batch): the same embeddings to float rounding, less padding. Models whose encode adds
+        more (prompts, routers, non-Transformer first modules) go through their own
+        ``encode_query`` / ``encode_document``."""
         self.model.max_seq_length = self.query_max_len if kind == "query" else self.passage_max_len
-        fn = self.model.encode_query if kind == "query" else self.model.encode_document
-        emb = fn(list(texts), batch_size=batch_size, convert_to_tensor=True,
-                 show_progress_bar=False)
-        return emb.float().cpu()  # [n, dim]
+        feats = self._features(list(texts))
+        if feats is None:
+            fn = self.model.encode_query if kind == "query" else self.model.encode_document
+            emb = fn(list(texts), batch_size=batch_size, convert_to_tensor=True,
+                     show_progress_bar=False)
+            return emb.float().cpu()  # [n, dim]
+        lengths = feats["attention_mask"].sum(1)  # [n] tokens per text
+        order = torch.argsort(lengths, stable=True)
+        out: torch.Tensor | None = None
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = int(lengths[idx].max())
+            batch = {k: v[idx, :width].to(self.model.device) if isinstance(v, torch.Tensor)
+                     else v for k, v in feats.items()}  # + per-batch values ("modality")
+            emb = self.model(batch)["sentence_embedding"].float().cpu()  # [b, dim]
+            if out is None:
+                out = torch.empty(len(order), emb.shape[1])
+            out[idx] = emb
+        return out
+
+    def _features(self, texts: list[str]) -> dict[str, torch.Tensor] | None:
+        """The model's tokenisation of ``texts`` padded on the right ([n, T] tensors), or None
+        when its ``encode`` would do more than tokenise and run the modules."""
+        m = self.model
+        first = m[0] if len(m) else None
+        tok = getattr(first, "tokenizer", None)
+        if (not texts or type(first).__name__ != "Transformer" or tok is None
+                or getattr(tok, "padding_side", "right") != "right"
+                or any((getattr(m, "prompts", None) or {}).values())
+                or getattr(m, "default_prompt_name", None)):
+            return None
+        pre = getattr(m, "preprocess", None) or m.tokenize  # sentence-transformers 6 / < 6
+        feats = pre(texts)
+        n = len(texts)
+        if "attention_mask" not in feats or not all(
+                (isinstance(v, torch.Tensor) and v.ndim == 2 and v.shape[0] == n)
+                or isinstance(v, (str, int, float, bool, type(None))) for v in feats.values()):
+            return None
+        return feats
 
 
 def _ends_normalized(model: Any) -> bool:

@@ -59,3 +59,30 @@ def test_hf_adapter_matches_sentence_transformers_pooling():
     hf = HFEncoder(MODEL, device="cpu").encode(texts, kind="doc")
     cos = torch.nn.functional.cosine_similarity(st, hf)
     assert hf.shape == st.shape and (cos > 0.999).all()
+
+
+def test_st_adapter_batches_by_tokens_and_equals_sentence_transformers_encode():
+    """The adapter tokenises once and batches by token length (less padding than
+    sentence-transformers' character-length batches): the same embeddings to float rounding;
+    a model with a prompt goes through its own encode_query (the prompt is applied)."""
+    from sentence_transformers import SentenceTransformer
+
+    m = SentenceTransformer(str(MODEL), device="cpu")
+    enc = SentenceTransformerEncoder(m, query_max_len=16, passage_max_len=48, device="cpu")
+    texts = ["dense retrieval", "a", "a much longer passage about scaling laws " * 20,
+             "  Leading spaces and CAPS  ", "ünïcödé text", "short one"] * 5
+    assert enc._features(texts) is not None  # the token-length path
+    for kind, fn, limit in (("doc", m.encode_document, 48), ("query", m.encode_query, 16)):
+        ours = enc.encode(texts, kind=kind, batch_size=4)
+        m.max_seq_length = limit
+        theirs = fn(texts, batch_size=4, convert_to_tensor=True)
+        assert ours.shape == theirs.shape
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    m.prompts = {"query": "query: ", "document": ""}
+    assert enc._features(texts) is None
+    ours = enc.encode(texts[:6], kind="query")
+    m.max_seq_length = 16
+    torch.testing.assert_close(ours, m.encode_query(texts[:6], convert_to_tensor=True))
+    plain = SentenceTransformerEncoder(SentenceTransformer(str(MODEL), device="cpu"), 16, 48,
+                                       device="cpu").encode(texts[:6], kind="query")
+    assert not torch.allclose(ours, plain, atol=1e-3)  # the prompt changed the embeddings
