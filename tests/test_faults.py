@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -119,6 +120,8 @@ def test_train_refuses_a_folder_in_use_and_a_finished_run(capsys, toy, config, t
     ("list.yaml", "- steps\n- 3\n", ": expected a mapping"),
     ("nan.yaml", "lr: .nan\n", ": lr: must be a finite number"),
     ("missing.json", None, ": cannot read"),
+    ("legacy.yaml", "eval_pairs: -5\n",
+     ": eval_pairs (= selection.max_pairs): must be a positive integer"),
 ])
 def test_bad_train_config_is_one_line_naming_the_file(capsys, toy, tmp_path, name, text,
                                                       problem):
@@ -149,7 +152,7 @@ def test_non_finite_qrels_in_train_and_eval_name_file_and_line(capsys, toy, conf
     assert code == 1
     where = f"{data / 'qrels' / 'train.tsv'}:{n['train']}: relevance score {score!r}"
     assert "is not a finite number" in _one_error_line(err, where)
-    assert not (out / "summary.json").exists() and not (out / "last").exists()
+    assert not out.exists()  # refused: nothing of the run is left
     code, err = _main(capsys, "eval", "--model", _minilm(), "--data", data, "--split", "test",
                       "--out", tmp_path / "ev", "--quiet", "--negatives", "4")
     assert code == 1
@@ -173,8 +176,7 @@ def test_corrupt_results_database_in_report_and_correlate(capsys, tmp_path):
     code, err = _main(capsys, "report", "--results", db, "--out", out, "--bootstrap", "0")
     assert code == 1
     _one_error_line(err, str(db))
-    # no file of a report (it still leaves empty fits/ and figures/ folders: reported)
-    assert not out.exists() or [q for q in out.rglob("*") if q.is_file()] == []
+    assert not out.exists()  # no folder of a report: neither out nor empty fits/, figures/
     assert db.read_bytes() == b"this is not a database" * 200  # left as it was
     for bad in (db, garbage):
         code, err = _main(capsys, "correlate", "--results", bad)
@@ -244,17 +246,52 @@ def test_read_only_output_folder(case, toy, config, results_csv, cli_fault, left
     assert list(out.iterdir()) == [] and leftovers(tmp_path) == []
 
 
-def test_full_disk(results_csv, cli_fault, leftovers, tmp_path):
-    """Figures larger than the disk allows (RLIMIT_FSIZE 1 KiB). (`report` under the same fault
-    still leaves partial fits/ and figures/ folders: reported to the report owner.)"""
+@pytest.mark.parametrize("command", ["fit", "report"])
+def test_full_disk(command, results_csv, cli_fault, leftovers, tmp_path):
+    """Figures larger than the disk allows (RLIMIT_FSIZE 1 KiB): `report` leaves no folder of
+    its own behind (no empty fits/ or figures/), `fit --plot` no file."""
     out = tmp_path / "parent" / "out"
-    r = cli_fault(["fit", "--results", results_csv, "--law", "model", "--plot", out], "full",
-                  out)
+    args = {"fit": ["fit", "--results", results_csv, "--law", "model", "--plot", out],
+            "report": ["report", "--results", results_csv, "--out", out, "--bootstrap", "0"]}
+    r = cli_fault(args[command], "full", out)
     assert r.returncode == 1, r.stderr[-2000:]
     line = _one_error_line(r.stderr, str(out))
     assert "File too large" in line, line
+    if command == "report":
+        assert not (tmp_path / "parent").exists()  # the folders it created are gone
     assert not out.exists() or list(out.iterdir()) == []
     assert leftovers(tmp_path) == []
+
+
+def test_a_failed_report_leaves_the_previous_one_whole(results_csv, leftovers, tmp_path,
+                                                      monkeypatch):
+    """A report that fails after writing figures and fits (here: at rendering the page) puts
+    the previous report back as it was, and leaves the user's own files alone."""
+    from densescale.errors import DenseScaleError
+    from densescale.report import report as report_mod
+
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    report_mod.make_report(results_csv, out, bootstrap=0)
+    before = _snapshot(out)
+    assert {"index.html", "report.json", "fits/model.json"} <= before.keys()
+    other = tmp_path / "other.csv"  # another law: other figures and fits
+    other.write_text("n,d,annotation,contrastive_entropy\n" + "".join(
+        f"{int(n)},1000,human,{(2e4 / n) ** 0.5 + 0.5:.6f}\n" for n in MODEL_N))
+
+    def full_disk(*args, **kw):
+        raise DenseScaleError("no space left (injected)")
+
+    monkeypatch.setattr(report_mod, "render", full_disk)
+    with pytest.raises(DenseScaleError, match="injected"):
+        report_mod.make_report(other, out, bootstrap=0)
+    assert _snapshot(out) == before
+    assert leftovers(tmp_path) == []
+    monkeypatch.undo()
+    report_mod.make_report(other, out, bootstrap=0)  # and a good one replaces it whole
+    assert (out / "notes.txt").read_text() == "mine\n"
+    assert _snapshot(out)["fits/model.json"] != before["fits/model.json"]
 
 
 # ------------------------------------------------- item 14: `make browser` says what it does
@@ -312,7 +349,8 @@ def test_fit_reads_a_database_with_a_diverged_point(capsys, tmp_path):
     ({"train": {"lr": float("nan")}}, "train.lr", "finite"),
     ({"train": {"temperature": float("nan")}}, "train.temperature", "finite"),
     ({"train": {"weight_decay": float("inf")}}, "train.weight_decay", "finite"),
-    ({"train": {"eval_pairs": -5}}, "max_pairs", "positive integer"),
+    ({"train": {"eval_pairs": -5}}, "train.eval_pairs (= selection.max_pairs): ",
+     "positive integer"),
     ({"eval": {"max_pairs": -3}}, "eval.max_pairs", "positive integer"),
     ({"train_sizes": [float("inf")]}, "train_sizes[0]", "positive integer"),
     ({"seeds": [-1]}, "seeds[0]", ">= 0"),
@@ -345,4 +383,54 @@ def test_train_names_the_qrels_line_of_an_unknown_document(capsys, toy, config, 
     assert code == 1
     line = _one_error_line(err, f"{q}:{line_no}: ")
     assert "unknown document 'no-such-doc'" in line
-    assert not (out / "summary.json").exists() and not (out / "last").exists()
+    assert not out.exists()  # refused: neither config.json nor .train.lock nor the folder
+
+
+def _unknown_document(toy: Path, tmp_path: Path) -> tuple[Path, Path, int]:
+    """A copy of ``toy`` whose train qrels judge a document not in the corpus:
+    (dataset, qrels file, its line)."""
+    data = tmp_path / "data"
+    shutil.copytree(toy, data)
+    q = data / "qrels" / "train.tsv"
+    q.write_text(q.read_text() + "q1\tno-such-doc\t1\n")
+    return data, q, len(q.read_text().splitlines())
+
+
+# ----------------------------- the selection carve names the qrels line of an unknown document
+@pytest.mark.parametrize("group_by", ["auto", "passage", "title"])
+def test_selection_names_the_qrels_line_of_an_unknown_document(toy, tmp_path, group_by):
+    from densescale.data import open_dataset
+    from densescale.data.selection import make_selection
+    from densescale.errors import DataError
+
+    data, q, line_no = _unknown_document(toy, tmp_path)
+    ds = open_dataset(data)
+    with pytest.raises(DataError) as ex:
+        make_selection(ds, group_by=group_by)
+    assert (ex.value.path, ex.value.line) == (str(q), line_no)
+    assert "unknown document 'no-such-doc'" in str(ex.value)
+    with pytest.raises(DataError, match=f"^{re.escape(str(q))}:{line_no}: "):  # every caller
+        open_dataset(data).qrels("selection")
+
+
+# ------------------------- a refused train leaves --out as it found it (and never deletes more)
+def test_refused_train_leaves_out_as_it_found_it(capsys, toy, config, tmp_path):
+    data, q, line_no = _unknown_document(toy, tmp_path)
+    fresh = tmp_path / "a" / "b" / "run"  # train creates run and its parents: all removed
+    code, err = _main(capsys, "train", "--data", data, "--config", config, "--out", fresh,
+                      "--quiet")
+    assert code == 1
+    _one_error_line(err, f"{q}:{line_no}: ")
+    assert not (tmp_path / "a").exists()
+    # an --out holding the user's files and an unfinished run's config.json (no checkpoint)
+    out = tmp_path / "mine"
+    (out / "notes").mkdir(parents=True)
+    (out / "notes" / "n.txt").write_text("keep\n")
+    (out / "config.json").write_text(json.dumps({"seed": 1}))
+    before = _snapshot(out)
+    code, err = _main(capsys, "train", "--data", data, "--config", config, "--out", out,
+                      "--quiet")
+    assert code == 1
+    _one_error_line(err, f"{q}:{line_no}: ")
+    assert _snapshot(out) == before  # config.json put back, no .train.lock
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "notes"]

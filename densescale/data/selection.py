@@ -71,10 +71,30 @@ class Selection:
         return [p for p in pairs if p.query_id not in q and p.doc_id not in d]
 
 
-def _group_keys(ds: Dataset, doc_ids: list[str], group_by: GroupBy) -> tuple[list[str], str]:
+def _rows(ds: Dataset, doc_ids: list[str], split: str) -> np.ndarray:
+    """Corpus rows of the positives of ``split``'s qrels.
+
+    Raises:
+        DataError: an id not in the corpus, naming the qrels file and line that judges it
+            (``Dataset.check_ids``), else the dataset.
+    """
+    rows = ds.corpus.rows_of(doc_ids, strict=False)
+    bad = np.flatnonzero(rows < 0)
+    if len(bad):
+        check = getattr(ds, "check_ids", None)
+        if check is not None and split in ds.splits():
+            check(split, positives_only=True)  # raises naming the qrels file:line
+        more = f" ({len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DataError(f"qrels of split {split!r} name unknown document "
+                        f"{doc_ids[int(bad[0])]!r}{more}", getattr(ds, "path", None))
+    return rows
+
+
+def _group_keys(ds: Dataset, doc_ids: list[str], group_by: GroupBy,
+                split: str) -> tuple[list[str], str]:
+    rows = _rows(ds, doc_ids, split)  # every id checked, whatever the grouping
     if group_by == "passage":
         return doc_ids, "passage"
-    rows = ds.corpus.rows_of(doc_ids)
     titles = [d.title or "" for d in ds.corpus.docs(rows)]
     if group_by == "auto":
         uniq_docs = len(set(doc_ids))
@@ -118,7 +138,7 @@ def make_selection(ds: Dataset, source: str = "train", size: int | None = None,
         size = max(10, min(MAX_QUERIES, len(qids) // 10))
     # union-find over queries and groups: a query with positives in two groups ties them
     pos = [(q, d) for q in qids for d, s in qrels[q].items() if s > 0]
-    keys, how = _group_keys(ds, [d for _, d in pos], group_by)
+    keys, how = _group_keys(ds, [d for _, d in pos], group_by, source)
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

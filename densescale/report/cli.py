@@ -39,12 +39,19 @@ def report(
 ) -> None:
     """Write a self-contained HTML report (figures inline) plus PNG/SVG figures and fit JSONs."""
     from densescale.evaluate.cli import output_folder
+    from densescale.report.output import missing_folders, remove_empty
     from densescale.report.report import argv_command, make_report
 
-    output_folder(out, "--out", "index.html, report.json, figures/, fits/")
-    summary = make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
-                          metric=metric, method=method, include_not_learned=include_not_learned,
-                          commands=[argv_command()])
+    created = missing_folders(out)  # removed again when the report fails
+    try:
+        output_folder(out, "--out", "index.html, report.json, figures/, fits/")
+        summary = make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
+                              metric=metric, method=method,
+                              include_not_learned=include_not_learned,
+                              commands=[argv_command()])
+    except BaseException:
+        remove_empty(created)
+        raise
     if as_json:
         dump_json(summary)
     else:

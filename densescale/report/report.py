@@ -31,6 +31,7 @@ from densescale.evaluate.metrics import RANKING_KEYS
 from densescale.report.headline import headline_section
 from densescale.report.html import Section, render
 from densescale.report.laws import fit_laws
+from densescale.report.output import replacing_outputs
 from densescale.report.runs import (
     done_rows,
     metric_label,
@@ -175,7 +176,9 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
     Args:
         results: a study spec (YAML), a results database (SQLite path or SQLAlchemy URL) or a CSV
             with columns n, d, annotation, contrastive_entropy (+ optional ranking metrics).
-        out: output folder (created).
+        out: output folder (created). The report replaces a previous one there all or
+            nothing (``densescale.report.output.replacing_outputs``): a failure leaves the
+            folder as it was.
         bootstrap: bootstrap resamples for the confidence intervals.
         seed: bootstrap seed.
         holdout: None (use the study's held-out marks), "largest" or a file (see ``fit``).
@@ -190,8 +193,18 @@ def make_report(results: str | Path, out: str | Path, *, bootstrap: int = 200, s
     Returns:
         A JSON-able summary: paths, fitted constants, held-out errors, budget rows.
     """
-    results = str(results)
-    out = Path(out)
+    results, out = str(results), Path(out)
+    with replacing_outputs(out):
+        return _make_report(results, out, bootstrap=bootstrap, seed=seed, holdout=holdout,
+                            metric=metric, method=method, budgets=budgets,
+                            inference_budgets=inference_budgets, title=title,
+                            commands=commands, include_not_learned=include_not_learned)
+
+
+def _make_report(results: str, out: Path, *, bootstrap: int, seed: int, holdout: str | None,
+                 metric: str, method: str, budgets: tuple[float, ...],
+                 inference_budgets: tuple[float, ...], title: str | None,
+                 commands: list[str] | None, include_not_learned: bool) -> dict[str, Any]:
     figs, fits = prepare_output_dir(out / "figures"), prepare_output_dir(out / "fits")
     runs = load_runs(results)
     done = done_rows(runs)

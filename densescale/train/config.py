@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from densescale.data.selection import SELECTION
 from densescale.errors import ConfigError, DataError
@@ -177,9 +178,12 @@ class TrainConfig(BaseModel):
             sel = given.model_dump()
         elif isinstance(given, dict):
             sel.update(given)
+        moved = {}
         for old, new in LEGACY_EVAL_KEYS.items():
             if old in data:
-                sel[new] = data.pop(old)
+                sel[new], moved[new] = data.pop(old), old
+        if moved:
+            _check_legacy_keys(sel, moved)
         data["selection"] = sel
         return data
 
@@ -270,6 +274,30 @@ class TrainConfig(BaseModel):
         """Fields that differ (self value, other value), ignoring runtime-only ones."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if k not in ignore and a[k] != b[k]}
+
+
+def _check_legacy_keys(sel: dict[str, Any], moved: dict[str, str]) -> None:
+    """Validate the ``selection`` fields that came from legacy flat keys, so that an error
+    names the key the user wrote: ``eval_pairs (= selection.max_pairs): must be ...``.
+
+    Args:
+        sel: the ``selection`` mapping, legacy values already moved in.
+        moved: ``selection`` field -> the legacy key it came from.
+
+    Raises:
+        ValidationError: a moved value is invalid (located at the legacy key).
+    """
+    try:
+        EvalConfig(**sel)
+    except ValidationError as e:
+        errors = [
+            {"type": PydanticCustomError(err["type"], "{msg}", {
+                "msg": err["msg"].removeprefix("Value error, ")}),
+             "loc": (f"{moved[err['loc'][0]]} (= selection.{err['loc'][0]})", *err["loc"][1:]),
+             "input": err["input"]}
+            for err in e.errors() if err["loc"] and err["loc"][0] in moved]
+        if errors:  # the others are reported where they are (selection.KEY)
+            raise ValidationError.from_exception_data("TrainConfig", errors) from None
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

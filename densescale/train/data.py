@@ -68,12 +68,7 @@ def training_pool(cfg: TrainConfig, ds: Any) -> Pool:
         pairs = ds.selection().keep_training(aset.pairs)
         pool = Pool(pairs, aset.queries, aset.positives, len(aset.pairs) - len(pairs))
     else:
-        try:
-            pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
-        except DataError as e:
-            if e.path is None and cfg.split in ds.splits():  # e.g. an unknown document id:
-                ds.check_ids(cfg.split, positives_only=True)  # name the qrels file:line
-            raise
+        pairs = ds.training_pairs(cfg.split)  # without the held-out selection groups
         pool = Pool(pairs, ds.queries(), None, len(ds.pairs(cfg.split)) - len(pairs))
     if not pool.pairs:
         raise DataError(f"no positive pairs in split {cfg.split!r} (after holding out the "

@@ -63,6 +63,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     Raises:
         ConfigError: another training holds ``out``, or ``out`` holds a run and neither
             ``resume`` nor ``overwrite`` is given.
+        DataError: bad training data. A run refused before its first step leaves ``out`` as
+            it found it (``state.output_lock``): what it wrote (config.json, the lock file,
+            the folder itself when it made it) is removed.
         TrainingDiverged: the loss or the selection value became NaN or infinite.
 
     Returns:
@@ -74,10 +77,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     if not cfg.data:
         raise ConfigError("data: give a dataset path or name (--data)")
     dist = setup(cfg)
-    with output_lock(Path(cfg.out), take=dist.main):  # one writer per output folder
+    # one writer per output folder; a run refused before its first step (bad data, say)
+    # leaves the folder as it found it
+    with output_lock(Path(cfg.out), take=dist.main) as lease:
         if dist.main and not resume:
             _fresh_output(Path(cfg.out), overwrite)
-        return _train(cfg, dist, resume, progress)
+        return _train(cfg, dist, resume, progress, lease.started)
 
 
 def _fresh_output(out: Path, overwrite: bool) -> None:
@@ -98,7 +103,8 @@ def _fresh_output(out: Path, overwrite: bool) -> None:
             path.unlink()
 
 
-def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainSummary:
+def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
+           started: Callable[[], None] = lambda: None) -> TrainSummary:
     from tqdm import tqdm
 
     from densescale.data import open_dataset
@@ -131,6 +137,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool) -> TrainS
     stop_at = cfg.steps if cfg.stop_after_steps is None else min(cfg.steps,
                                                                   start + cfg.stop_after_steps)
     ck_every = cfg.checkpoint_every if cfg.checkpoint_every is not None else cfg.eval_every
+    started()  # data, model and step 0 passed: a failure from here on keeps the run's files
     bar = tqdm(total=cfg.steps, initial=start, disable=not (dist.main and progress),
                file=sys.stderr, dynamic_ncols=True,
                desc=f"train {model.rung.name if model.rung else ''}")

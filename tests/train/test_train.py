@@ -28,13 +28,20 @@ def _weights(folder):
     return w
 
 
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
 def test_kill_and_resume_gives_identical_weights(toy_dataset, tmp_path):
     full = train(_cfg(toy_dataset, tmp_path / "a"), progress=False)
     part = train(_cfg(toy_dataset, tmp_path / "b", stop_after_steps=3), progress=False)
     assert not part["finished"] and (tmp_path / "b" / "checkpoint" / "trainer.pt").exists()
     assert not (tmp_path / "b" / "last").exists()
+    before = _files(tmp_path / "b")
     with pytest.raises(ConfigError):  # a resumed run must keep the settings that shape the weights
         train(_cfg(toy_dataset, tmp_path / "b", lr=2e-3), resume=True, progress=False)
+    assert _files(tmp_path / "b") == before  # a refused resume deletes nothing of the run
     resumed = train(_cfg(toy_dataset, tmp_path / "b"), resume=True, progress=False)
     assert resumed["finished"] and full["finished"]
     wa, wb = _weights(tmp_path / "a" / "last"), _weights(tmp_path / "b" / "last")
