@@ -38,11 +38,31 @@ def remove_empty(folders: list[Path]) -> None:
             return
 
 
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
+    elif _exists(path):
         path.unlink()
+
+
+def _put_back(out: Path, aside: Path, names: list[str]) -> None:
+    """Move ``names`` from ``aside`` back into ``out`` (after removing what stands there), then
+    remove ``aside`` if that emptied it; what cannot be moved back stays in ``aside``, whole.
+    Never raises: the report's own error is the one to show."""
+    for name in names:
+        try:
+            _remove(out / name)
+            os.replace(aside / name, out / name)
+        except OSError:
+            pass
+    try:
+        aside.rmdir()
+    except OSError:
+        pass
 
 
 @contextmanager
@@ -50,35 +70,42 @@ def replacing_outputs(out: Path) -> Iterator[None]:
     """Write a report into ``out`` all or nothing.
 
     A previous report's outputs (``OUTPUTS``) are moved aside into a hidden folder of ``out``
-    first. When the body succeeds they are deleted; when it fails (a full disk, a bad results
-    file, Ctrl-C) the new outputs are removed, the previous ones moved back, and the folders
-    created for the report (``out`` and missing parents) removed: a failed report never leaves
-    partial output behind, nor a mix of two reports. Other files in ``out`` are left alone.
+    (``.report-*.old``) first. When the body succeeds they are deleted; when it fails (a full
+    disk, a bad results file, Ctrl-C) the new outputs are removed, the previous ones moved back,
+    and the folders created for the report (``out`` and missing parents) removed: a failed
+    report leaves neither partial output nor a mix of two reports. Other files in ``out`` are
+    left alone.
 
     Raises:
         OutputError: ``out`` cannot be created or written (from ``prepare_output_dir``).
     """
+    out = Path(out)
     created = missing_folders(out)
+    moved: list[str] = []
     try:
         prepare_output_dir(out)
         aside = Path(tempfile.mkdtemp(dir=out, prefix=".report-", suffix=".old"))
+        try:
+            for name in OUTPUTS:
+                if _exists(out / name):
+                    os.replace(out / name, aside / name)
+                    moved.append(name)
+        except BaseException:
+            _put_back(out, aside, moved)
+            raise
     except BaseException:
         remove_empty(created)
         raise
     try:
-        for name in OUTPUTS:
-            if (out / name).exists() or (out / name).is_symlink():
-                os.replace(out / name, aside / name)
         yield
     except BaseException:
-        for name in OUTPUTS:
-            try:
-                _remove(out / name)
-                if (aside / name).exists() or (aside / name).is_symlink():
-                    os.replace(aside / name, out / name)
-            except OSError:
-                pass  # the report's own error is the one to show
-        shutil.rmtree(aside, ignore_errors=True)
+        for name in OUTPUTS:  # all new: the old ones were moved aside
+            if name not in moved:
+                try:
+                    _remove(out / name)
+                except OSError:
+                    pass
+        _put_back(out, aside, moved)
         remove_empty(created)
         raise
     shutil.rmtree(aside, ignore_errors=True)
