@@ -112,8 +112,11 @@ class StepLoss:
         if cfg.fast_dropout and self.packed:
             raise ConfigError("fast_dropout: the packed encoder draws torch's dropout; give "
                               "packed: false or fast_dropout: false")
-        if (cfg.fast_dropout or (cfg.fast_dropout is None and not self.packed)) and cfg.dropout:
+        fast = bool(cfg.fast_dropout or (cfg.fast_dropout is None and not self.packed))
+        if fast and cfg.dropout:
             install_fast_dropout(model.encoder)  # acts on CPU tensors only
+        self.dropout_stream = ("off" if not cfg.dropout else
+                               "bulk" if fast and dev.type == "cpu" else "torch")
         fn = None
         if cfg.compile:
             if not self.packed:
@@ -192,8 +195,9 @@ class StepLoss:
 
     def utilisation(self, summary: Any) -> None:
         """Fill the summary's model FLOPs, achieved FLOP/s, peak and MFU (this invocation's
-        steps give FLOPs per step; the run's pairs/s gives the rate), and compile time."""
-        summary.compile_s = self.compile_s
+        steps give FLOPs per step; the run's pairs/s gives the rate), compile time and the
+        dropout stream."""
+        summary.compile_s, summary.dropout_stream = self.compile_s, self.dropout_stream
         per_step = self.flops.per_step()
         if per_step is None:
             return

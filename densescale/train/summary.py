@@ -52,6 +52,8 @@ class TrainSummary:
             compared with (all devices) and peak_source: where that peak comes from.
         mfu: model FLOP/s utilisation, model_flops_per_s / peak_flops.
         compile_s: extra seconds of the first step under ``compile`` (None without it).
+        dropout_stream: where the dropout masks came from: "bulk" (numpy PCG64 in bulk,
+            densescale.models.dropout: the CPU default), "torch" (torch's generator), or "off".
     """
 
     rung: str | None
@@ -89,6 +91,7 @@ class TrainSummary:
     peak_source: str | None = None
     mfu: float | None = None
     compile_s: float | None = None
+    dropout_stream: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -127,10 +127,12 @@ def test_fast_dropout_is_seeded_and_is_the_cpu_default(toy_dataset, tmp_path, to
 
     runs = {"default": {}, "on": {"fast_dropout": True}, "torch": {"fast_dropout": False}}
     w = {}
+    streams = {"default": "bulk", "on": "bulk", "torch": "torch"}
     for name, option in runs.items():
-        train(_cfg(toy_dataset, tmp_path / name, tokenizer=tok, dropout=True, **option),
-              progress=False)
+        s = train(_cfg(toy_dataset, tmp_path / name, tokenizer=tok, dropout=True, **option),
+                  progress=False)
         w[name] = _weights(tmp_path / name / "last")
+        assert s.dropout_stream == streams[name]
     assert all(torch.equal(w["default"][k], w["on"][k]) for k in w["on"])  # same seed, same masks
     key = "encoder.layer.0.output.dense.weight"
     assert not torch.equal(w["on"][key], w["torch"][key])  # torch's stream drops other elements
@@ -149,5 +151,6 @@ def test_flop_formula_and_mfu_in_summary(plain):
     _, s = plain
     assert s.model_flops_per_step > 0 and s.peak_flops > 0
     assert 0 < s.mfu < 1 and "fp32" in s.peak_source
+    assert s.dropout_stream == "off"
     assert s.model_flops_per_s == pytest.approx(s.mfu * s.peak_flops)
     assert measure_matmul_peak("cpu", torch.float32, n=256, seconds=0.05) > 1e8
