@@ -100,7 +100,7 @@ class SentenceTransformerEncoder:
         self.query_max_len = query_max_len or default
         self.passage_max_len = passage_max_len or default
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may update the result in place
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
         """Embeddings [n, dim]. The texts are tokenised once, in one call (the model's own
         preprocessing), and batched by token length, so a batch pads to its own longest text
