@@ -9,7 +9,8 @@ with kind "query" or "doc", float32 on CPU, shape [n, dim], no grad; score = inn
 Adapters: ``SentenceTransformerEncoder`` (a sentence-transformers model, by object or path) and
 ``HFEncoder`` (a Hugging Face ``AutoModel`` by local path, mean pooling over the attention mask).
 ``encode_texts`` / ``encode_rows`` are the shared batching helpers: they sort texts by length so
-batches carry little padding, and put the embeddings back in input order.
+batches carry little padding, and put the embeddings back in input order; within a block, the
+adapters tokenise once and batch by token length (``length_batches``).
 """
 
 from __future__ import annotations
@@ -115,17 +116,11 @@ class SentenceTransformerEncoder:
             emb = fn(list(texts), batch_size=batch_size, convert_to_tensor=True,
                      show_progress_bar=False)
             return emb.float().cpu()  # [n, dim]
-        lengths = feats["attention_mask"].sum(1)  # [n] tokens per text
-        order = torch.argsort(lengths, stable=True)
         out: torch.Tensor | None = None
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            width = int(lengths[idx].max())
-            batch = {k: v[idx, :width].to(self.model.device) if isinstance(v, torch.Tensor)
-                     else v for k, v in feats.items()}  # + per-batch values ("modality")
+        for idx, batch in length_batches(feats, batch_size, self.model.device):
             emb = self.model(batch)["sentence_embedding"].float().cpu()  # [b, dim]
             if out is None:
-                out = torch.empty(len(order), emb.shape[1])
+                out = torch.empty(len(texts), emb.shape[1])
             out[idx] = emb
         return out
 
@@ -183,19 +178,36 @@ class HFEncoder:
 
     @torch.no_grad()
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
+        """Embeddings [n, hidden]: the texts tokenised in one call, batched by token length."""
         max_len = self.query_max_len if kind == "query" else self.passage_max_len
-        out = []
-        for start in range(0, len(texts), batch_size):
-            enc = self.tokenizer(list(texts[start:start + batch_size]), padding=True,
-                                 truncation=True, max_length=max_len, return_tensors="pt")
-            enc = {k: v.to(self.device) for k, v in enc.items()}
+        out = torch.empty(len(texts), self.model.config.hidden_size)
+        if not texts:
+            return out
+        feats = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_len,
+                               return_tensors="pt")
+        for idx, enc in length_batches(dict(feats), batch_size, self.device,
+                                       getattr(self.tokenizer, "padding_side", "right")):
             with torch.autocast(self.device.type, dtype=torch.bfloat16,
                                 enabled=self.device.type == "cuda"):
                 hidden = self.model(**enc).last_hidden_state  # [b, t, h]
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)  # [b, h]
-            out.append(pooled.float().cpu())
-        return torch.cat(out) if out else torch.empty(0, self.model.config.hidden_size)
+            out[idx] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu()
+        return out
+
+
+def length_batches(feats: dict[str, Any], batch_size: int, device: torch.device,
+                   padding_side: str = "right") -> Any:
+    """Yield (rows [b], batch) over a tokenised block ([n, T] tensors with ``attention_mask``):
+    rows in order of token length, each batch cut to its own longest text, on ``device``; values
+    that are not [n, T] tensors are passed to every batch as they are."""
+    lengths = feats["attention_mask"].sum(1)  # [n] tokens per text
+    order = torch.argsort(lengths, stable=True)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        width = int(lengths[idx].max())
+        cut = slice(None, width) if padding_side == "right" else slice(-width, None)
+        yield idx, {k: v[idx, cut].to(device) if isinstance(v, torch.Tensor) else v
+                    for k, v in feats.items()}
 
 
 def load_scorer(path: str | os.PathLike, query_max_len: int | None = None,

@@ -86,3 +86,17 @@ def test_st_adapter_batches_by_tokens_and_equals_sentence_transformers_encode():
     plain = SentenceTransformerEncoder(SentenceTransformer(str(MODEL), device="cpu"), 16, 48,
                                        device="cpu").encode(texts[:6], kind="query")
     assert not torch.allclose(ours, plain, atol=1e-3)  # the prompt changed the embeddings
+
+
+def test_hf_adapter_batches_by_tokens_in_input_order():
+    """HFEncoder tokenises once and batches by token length; rows come back in input order and
+    equal the one-text-at-a-time embeddings (no padding at all) to float rounding."""
+    texts = ["dense retrieval", "a much longer passage about scaling laws " * 12, "a",
+             "ünïcödé text and more", "short one"] * 3
+    hf = HFEncoder(MODEL, passage_max_len=64, device="cpu")
+    batched = hf.encode(texts, kind="doc", batch_size=4)
+    alone = torch.cat([hf.encode([t], kind="doc", batch_size=1) for t in texts])
+    assert batched.shape == (len(texts), 384)
+    torch.testing.assert_close(batched, alone, rtol=0, atol=1e-5)
+    assert not torch.allclose(batched[0], batched[1], atol=1e-3)  # rows are not mixed up
+    assert hf.encode([], kind="doc").shape == (0, 384)
