@@ -54,3 +54,33 @@ def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
     with pytest.raises(ValueError, match="report_to"):
         TrainConfig(report_to="wandb")
+
+
+def test_resume_replaces_the_curve_logged_after_the_checkpoint(toy_dataset, tmp_path,
+                                                               monkeypatch):
+    """A run killed after logging step 3 (checkpoint at 2) and resumed: TensorBoard shows each
+    step once, with the resumed run's values (purge_step drops the killed run's steps >= 3),
+    and the curve equals an uninterrupted run's."""
+    from densescale.train import step as step_mod
+
+    kw = dict(report_to="tensorboard", steps=6, eval_every=3, checkpoint_every=2)
+    full = train(_cfg(toy_dataset, tmp_path / "full", **kw), progress=False)
+    orig = step_mod.StepLoss.__call__
+
+    def killed_at_step_4(self, s):
+        if s == 3:  # 0-based: the loss of step 4
+            raise RuntimeError("killed")
+        return orig(self, s)
+
+    monkeypatch.setattr(step_mod.StepLoss, "__call__", killed_at_step_4)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(_cfg(toy_dataset, tmp_path / "run", **kw), progress=False)
+    before = _scalars(tmp_path / "run" / "tensorboard")["train/loss"]
+    assert [st for st, _ in before] == [1, 2, 3]  # step 3 reached the disk (flushed at eval)
+    monkeypatch.setattr(step_mod.StepLoss, "__call__", orig)
+    train(_cfg(toy_dataset, tmp_path / "run", **kw), resume=True, progress=False)
+    got = _scalars(tmp_path / "run" / "tensorboard")
+    want = [(h["step"], h["loss"]) for h in full.history if h.get("loss") is not None]
+    assert [st for st, _ in got["train/loss"]] == [1, 2, 3, 4, 5, 6]
+    assert [v for _, v in got["train/loss"]] == pytest.approx([v for _, v in want], rel=1e-6)
+    assert [st for st, _ in got["selection/contrastive_entropy"]] == [0, 3, 6]
