@@ -109,6 +109,8 @@ class SentenceTransformerEncoder:
         batch): the same embeddings to float rounding, less padding. Models whose encode adds
         more (prompts, routers, non-Transformer first modules) go through their own
         ``encode_query`` / ``encode_document``."""
+        if len(texts) > BLOCK:  # bound the padded token tensors held at once
+            return _in_blocks(self, texts, kind, batch_size)
         self.model.max_seq_length = self.query_max_len if kind == "query" else self.passage_max_len
         feats = self._features(list(texts))
         if feats is None:
@@ -179,6 +181,8 @@ class HFEncoder:
     @torch.no_grad()
     def encode(self, texts: list[str], kind: str = "doc", batch_size: int = 128) -> torch.Tensor:
         """Embeddings [n, hidden]: the texts tokenised in one call, batched by token length."""
+        if len(texts) > BLOCK:  # bound the padded token tensors held at once
+            return _in_blocks(self, texts, kind, batch_size)
         max_len = self.query_max_len if kind == "query" else self.passage_max_len
         out = torch.empty(len(texts), self.model.config.hidden_size)
         if not texts:
@@ -193,6 +197,16 @@ class HFEncoder:
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # [b, t, 1]
             out[idx] = ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).float().cpu()
         return out
+
+
+BLOCK = 8192  # texts tokenised in one call by the adapters
+
+
+def _in_blocks(encoder: Encoder, texts: Sequence[str], kind: str,
+               batch_size: int) -> torch.Tensor:
+    """``encoder.encode`` over blocks of at most BLOCK texts, concatenated in input order."""
+    return torch.cat([encoder.encode(list(texts[s:s + BLOCK]), kind, batch_size)
+                      for s in range(0, len(texts), BLOCK)])
 
 
 def length_batches(feats: dict[str, Any], batch_size: int, device: torch.device,

@@ -10,7 +10,7 @@ torch's generator on every call, so ``torch.manual_seed`` (and a checkpoint's sa
 fixes every mask, as with torch's own dropout.
 
 ``install(model)`` puts it in every ``nn.Dropout`` of a model and, for Hugging Face models on
-the attention-function registry (transformers >= 4.48, "sdpa" or "eager"), in the attention
+the attention-function registry (transformers >= 4.48, attention "sdpa"), in the attention
 probabilities; ``uninstall(model)`` restores both. It acts on CPU float32 tensors in training
 only: on CUDA, torch's Philox dropout is already fast, and in eval dropout is the identity.
 """
@@ -97,8 +97,8 @@ def install(model: nn.Module) -> nn.Module:
         if type(m) is nn.Dropout:
             m.__class__ = FastDropout
         cfg = getattr(m, "config", None)
-        if (cfg is not None and getattr(cfg, "_attn_implementation", None) in ("sdpa", "eager")
-                and _register()):
+        if (cfg is not None and getattr(cfg, "_attn_implementation", None) == "sdpa"
+                and _register()):  # its eval path stays SDPA; an "eager" model is left alone
             m._densescale_attn = cfg._attn_implementation  # on the module, not the config
             cfg._attn_implementation = ATTENTION_NAME
     return model

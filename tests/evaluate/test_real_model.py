@@ -100,3 +100,18 @@ def test_hf_adapter_batches_by_tokens_in_input_order():
     torch.testing.assert_close(batched, alone, rtol=0, atol=1e-5)
     assert not torch.allclose(batched[0], batched[1], atol=1e-3)  # rows are not mixed up
     assert hf.encode([], kind="doc").shape == (0, 384)
+
+
+def test_adapters_tokenise_long_lists_in_blocks(monkeypatch):
+    """More texts than one block: encoded block by block, the same rows as one block."""
+    from densescale.evaluate import encoders
+
+    texts = [f"passage number {i} " + "word " * (i % 7) for i in range(11)]
+    for adapter in (SentenceTransformerEncoder(str(MODEL), 16, 32, device="cpu"),
+                    HFEncoder(MODEL, passage_max_len=32, device="cpu")):
+        whole = adapter.encode(texts, kind="doc", batch_size=4)
+        monkeypatch.setattr(encoders, "BLOCK", 3)
+        blocks = adapter.encode(texts, kind="doc", batch_size=4)
+        monkeypatch.undo()
+        assert blocks.shape == whole.shape
+        torch.testing.assert_close(blocks, whole, rtol=0, atol=1e-5)
