@@ -17,6 +17,7 @@ only: on CUDA, torch's Philox dropout is already fast, and in eval dropout is th
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -69,14 +70,31 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     w = torch.matmul(query * scaling, key.transpose(2, 3))  # [b, heads, q, k]; q scaled as SDPA
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:  # sdpa_mask: True = attend
-            w.masked_fill_(~attention_mask, torch.finfo(w.dtype).min)
-        else:
-            w.add_(attention_mask)
+    if attention_mask is not None:  # in place, broadcast over heads: no copy in backward
+        w.add_(_additive(attention_mask, w.dtype))
     w = fast_dropout(torch.softmax(w, dim=-1), dropout)
     out = torch.matmul(w, value)  # [b, heads, q, d]
     return out.transpose(1, 2).contiguous(), None
+
+
+_MASK_CACHE: list[Any] = [None, None]  # [weakref to the last bool mask, its additive form]
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """An additive attention mask: 0 where ``mask`` (bool, True = attend) attends, the dtype's
+    lowest value elsewhere; a float mask as given. ``w + lowest`` rounds to ``lowest`` (softmax
+    weight exactly 0), as ``masked_fill`` gives, but the add is a cheap broadcast pass with an
+    identity backward (``masked_fill_`` with a broadcast bool mask measured ~10x slower and
+    clones the gradient). The last conversion is cached: every layer gets the same mask."""
+    if mask.dtype != torch.bool:
+        return mask
+    ref, add = _MASK_CACHE
+    if ref is not None and ref() is mask and add.dtype == dtype:
+        return add
+    add = torch.zeros((), dtype=dtype, device=mask.device).expand(mask.shape).masked_fill(
+        ~mask, torch.finfo(dtype).min)
+    _MASK_CACHE[:] = [weakref.ref(mask), add]
+    return add
 
 
 def _register() -> bool:
