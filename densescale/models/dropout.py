@@ -77,7 +77,7 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
     return out.transpose(1, 2).contiguous(), None
 
 
-_MASK_CACHE: list[Any] = [None, None]  # [weakref to the last bool mask, its additive form]
+_MASK_CACHE: list[Any] = [None]  # (weakref to the last bool mask, its additive form): one slot
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -88,12 +88,12 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     clones the gradient). The last conversion is cached: every layer gets the same mask."""
     if mask.dtype != torch.bool:
         return mask
-    ref, add = _MASK_CACHE
-    if ref is not None and ref() is mask and add.dtype == dtype:
-        return add
+    last = _MASK_CACHE[0]  # read and written as one tuple: threads never mix two entries
+    if last is not None and last[0]() is mask and last[1].dtype == dtype:
+        return last[1]
     add = torch.zeros((), dtype=dtype, device=mask.device).expand(mask.shape).masked_fill(
         ~mask, torch.finfo(dtype).min)
-    _MASK_CACHE[:] = [weakref.ref(mask), add]
+    _MASK_CACHE[0] = (weakref.ref(mask), add)
     return add
 
 

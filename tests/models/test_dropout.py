@@ -141,3 +141,22 @@ def test_gradient_checkpointing_recomputes_the_same_masks():
     install(m.encoder)
     other = _run(m, batch)[1]
     assert not all(torch.equal(grads[0][k], other[k]) for k in other)
+
+
+def test_additive_mask_gives_masked_fills_softmax_and_never_mixes_masks():
+    from densescale.models.dropout import _additive
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 2, 5, 5, generator=g) * 30
+    masks = [torch.rand(3, 1, 5, 5, generator=g) > 0.4 for _ in range(2)]
+    for m in masks:
+        m[..., 0] = True  # every query attends to at least one key
+    for _ in range(2):  # the second pass reads the cache
+        for m in masks:
+            add = _additive(m, torch.float32)
+            ref = torch.softmax(w.masked_fill(~m, torch.finfo(torch.float32).min), -1)
+            assert torch.equal(torch.softmax(w + add, -1), ref)
+    assert _additive(masks[1], torch.float32) is _additive(masks[1], torch.float32)
+    assert _additive(masks[1], torch.float64).dtype == torch.float64
+    f = torch.zeros(3, 1, 5, 5)
+    assert _additive(f, torch.float32) is f  # an additive mask is used as given
