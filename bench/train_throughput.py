@@ -20,12 +20,9 @@ reported per wall-clock second and per CPU second of the process (the latter, wi
 thread, is what to compare on a shared, overloaded machine; wall numbers there are noise).
 
 densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
-chunks + for-loop AdamW + bulk-stream dropout (the CPU default);
-``plain_heap`` = ``plain`` with freed memory kept in the heap (``retain_heap: true``;
-``--st-heap`` also runs sentence-transformers inside the same allocator setting);
-``torch_dropout`` = ``plain`` with torch's own dropout stream (the default before
-``fast_dropout``); ``fast`` = packed unpadded forward + fused AdamW (the same fp32
-arithmetic); ``packed_only``, ``fused_only``;
+chunks + for-loop AdamW + bulk-stream dropout (the CPU default); ``torch_dropout`` = ``plain``
+with torch's own dropout stream (the default before ``fast_dropout``); ``fast`` = packed
+unpadded forward + fused AdamW (the same fp32 arithmetic); ``packed_only``, ``fused_only``;
 ``nodrop`` / ``plain_nodrop`` = ``fast`` / ``plain`` with dropout off (NOT the paper's recipe:
 BERT's dropout 0.1 stays on there);
 ``compile`` = ``fast`` + torch.compile (compile time reported).
@@ -59,15 +56,7 @@ def st_model_from(enc):
 
 
 def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed,
-                              bf16=False, flops_fn=None, heap=False):
-    from densescale.train.heap import retained_heap
-
-    with retained_heap(heap):
-        return _run_st(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed, bf16,
-                       flops_fn)
-
-
-def _run_st(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, warmup, seed, bf16, flops_fn):
+                              bf16=False, flops_fn=None):
     from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     from densescale.train.negatives import BatchOrder, random_negatives
@@ -113,7 +102,6 @@ VARIANTS = {"plain": {"packed": False, "fused_adamw": False},
             "fused_only": {"packed": False, "fused_adamw": True},
             "nodrop": {"packed": True, "fused_adamw": True, "dropout": False},
             "plain_nodrop": {"packed": False, "fused_adamw": False, "dropout": False},
-            "plain_heap": {"packed": False, "fused_adamw": False, "retain_heap": True},
             "compile": {"packed": True, "fused_adamw": True, "compile": True}}
 
 
@@ -172,9 +160,6 @@ def main() -> None:
     ap.add_argument("--variants", default="plain,fast",
                     help=f"densescale variants, comma-separated from {sorted(VARIANTS)}")
     ap.add_argument("--compile", action="store_true", help="add the 'compile' variant")
-    ap.add_argument("--st-heap", action="store_true",
-                    help="also run sentence-transformers inside densescale's retained heap "
-                         "(densescale.train.heap): what the allocator setting alone gives")
     ap.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=False,
                     help="also compare with bf16 autocast on both sides (CPU)")
     ap.add_argument("--threads", type=int, default=1,
@@ -234,20 +219,10 @@ def main() -> None:
                 runs.setdefault(f"st_{prec}", []).append(st)
                 print(f"{shape} {prec} sentence-transformers: {st[0]:.1f} pairs/s ({st[1]:.1f} "
                       f"per CPU-s, {st[2] / 1e9:.1f} GFLOP/CPU-s)", file=sys.stderr)
-                if args.st_heap:
-                    st = run_sentence_transformers(copy.deepcopy(enc), q_texts, p_rows,
-                                                   corpus_texts, cfg, args.steps, args.warmup,
-                                                   seed, bf16=prec == "bf16", flops_fn=st_flops,
-                                                   heap=True)
-                    runs.setdefault(f"stheap_{prec}", []).append(st)
-                    print(f"{shape} {prec} sentence-transformers, retained heap: {st[1]:.1f} "
-                          f"pairs per CPU-s", file=sys.stderr)
         best = {k: max(r[1] for r in v) for k, v in runs.items()}
         flops = {k: max(r[2] for r in v) for k, v in runs.items()}
         ratios = {f"{k}_vs_st": best[k] / best[f"st_{k.rsplit('_', 1)[1]}"]
                   for k in best if k.startswith("ds_")}
-        ratios.update({f"{k}_vs_stheap": best[k] / best[f"stheap_{k.rsplit('_', 1)[1]}"]
-                       for k in best if k.startswith("ds_") and args.st_heap})
         row = {"shape": shape, "pairs_per_cpu_s": best, "ratio_cpu": ratios,
                "model_gflop_per_cpu_s": {k: v / 1e9 for k, v in flops.items()},
                "mfu_vs_fp32_matmul": {k: v / peak for k, v in flops.items()},

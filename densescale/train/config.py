@@ -44,7 +44,7 @@ LEGACY_EVAL_KEYS = {"eval_negatives": "negatives", "eval_repeats": "repeats",
 
 # settings that may differ between a run and its --resume (they do not change the weights)
 RUNTIME_FIELDS = {"stop_after_steps", "device", "num_threads", "progress_every", "data_dir",
-                  "passage_chunk", "report_to", "retain_heap"}
+                  "passage_chunk", "report_to"}
 
 
 class TrainConfig(BaseModel):
@@ -143,10 +143,6 @@ class TrainConfig(BaseModel):
                                       "(densescale.models.dropout: the same dropout, another "
                                       "random stream, faster steps); None = on for CPU "
                                       "training of the padded path; CUDA keeps torch's")
-    retain_heap: bool = Field(False, description="keep freed memory in the process heap during "
-                              "the steps (glibc; densescale.train.heap): large activations are "
-                              "not page-faulted again every step (off by default: +1% measured "
-                              "on bert-mini, within this machine's noise)")
     fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
                                      "CUDA only (no measurable gain on CPU)")
     compile: bool = Field(False, description="torch.compile the packed encoder (compile time "

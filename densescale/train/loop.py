@@ -31,7 +31,6 @@ from densescale.models.encoder import BiEncoder, build_model
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, setup
-from densescale.train.heap import retained_heap
 from densescale.train.negatives import HardNegatives
 from densescale.train.selection import chance, evaluate, selection_metric
 from densescale.train.state import (
@@ -143,33 +142,6 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
                file=sys.stderr, dynamic_ncols=True,
                desc=f"train {model.rung.name if model.rung else ''}")
     meter = _Meter(state, dist, cfg.batch_size)
-    with retained_heap(cfg.retain_heap) as heap_retained:
-        _steps(cfg, model, step_loss, opt, sched, meter, keep, out, state, dist, bar, track,
-               (start, stop_at, ck_every))
-    bar.close()
-    track.close()
-    meter.pause()
-    finished = state.step >= cfg.steps
-    summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
-    step_loss.utilisation(summary)  # model FLOP/s and MFU (densescale.models.flops)
-    summary.heap_retained = heap_retained
-    log(summary.headline())
-    if dist.main:
-        if finished:
-            model.save(out / "last", extra={"step": state.step, **n_info})
-        atomic_write_json(out / "summary.json", summary.to_dict())
-        if finished:  # last: a kill before this line still finds the checkpoint to resume
-            remove_checkpoint(out)
-    dist.barrier()
-    return summary
-
-
-def _steps(cfg: TrainConfig, model: BiEncoder, step_loss: StepLoss, opt, sched, meter: _Meter,
-           keep: _Keeper, out: Path, state: TrainState, dist: Dist, bar, track,
-           span: tuple[int, int, int | None]) -> None:
-    """Steps start + 1 .. stop_at (``span`` = start, stop_at, checkpoint interval): forward,
-    backward, clipping, optimiser; evaluation and checkpoints on their schedule."""
-    start, stop_at, ck_every = span
     for step in range(start + 1, stop_at + 1):
         loss = step_loss(step - 1)
         loss.backward()
@@ -193,6 +165,21 @@ def _steps(cfg: TrainConfig, model: BiEncoder, step_loss: StepLoss, opt, sched, 
                 save_checkpoint(out, model, opt, sched, state)
             meter.resume()
         track.update()
+    bar.close()
+    track.close()
+    meter.pause()
+    finished = state.step >= cfg.steps
+    summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
+    step_loss.utilisation(summary)  # model FLOP/s and MFU (densescale.models.flops)
+    log(summary.headline())
+    if dist.main:
+        if finished:
+            model.save(out / "last", extra={"step": state.step, **n_info})
+        atomic_write_json(out / "summary.json", summary.to_dict())
+        if finished:  # last: a kill before this line still finds the checkpoint to resume
+            remove_checkpoint(out)
+    dist.barrier()
+    return summary
 
 
 def _checkpoint(cfg: TrainConfig, out: Path) -> Checkpoint:

@@ -54,8 +54,6 @@ class TrainSummary:
         compile_s: extra seconds of the first step under ``compile`` (None without it).
         dropout_stream: where the dropout masks came from: "bulk" (numpy PCG64 in bulk,
             densescale.models.dropout: the CPU default), "torch" (torch's generator), or "off".
-        heap_retained: whether freed memory stayed in the process heap during the steps
-            (``retain_heap``, densescale.train.heap; glibc only).
     """
 
     rung: str | None
@@ -94,7 +92,6 @@ class TrainSummary:
     mfu: float | None = None
     compile_s: float | None = None
     dropout_stream: str | None = None
-    heap_retained: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
