@@ -16,6 +16,7 @@ import numpy as np
 
 from densescale.data.subsets import nested_subsets
 from densescale.errors import ConfigError, DataError
+from densescale.train.negatives import BatchOrder
 from densescale.train.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -118,36 +119,59 @@ class TrainData:
         self.tokenizer = tokenizer
         self.max_len = cfg.passage_max_len
         t0 = time.perf_counter()
-        self.queries = TokenStore.from_texts(tokenizer, q_texts, cfg.query_max_len)  # per pair
+        # only the pairs the run's steps draw are tokenised (e.g. 300 steps x 64 of 86,479);
+        # the others stay empty rows, which the steps never read (``query_store`` checks)
+        used = BatchOrder(len(pairs), cfg.batch_size, cfg.seed).used(cfg.steps)
+        self._used = None if used is None else np.zeros(len(pairs), bool)
+        if used is not None:
+            self._used[used] = True
+            q_texts = [q_texts[i] for i in used]
+        self.queries = _spread(TokenStore.from_texts(tokenizer, q_texts, cfg.query_max_len),
+                               used, len(pairs))  # one per pair
         pre = cfg.pretokenize_corpus
         if pre is None:  # tokenise the whole corpus once when that is less work than per step
             per_step = cfg.steps * max(cfg.negatives, 1)
             pre = self.n_corpus <= max(per_step, len(set(self.pos_rows.tolist())))
         self.pretokenized = bool(pre)
         self.positives: TokenStore | None = None  # own positive texts (ICT), pair -> row
+        drawn = np.arange(len(pairs)) if used is None else used
         if pos_texts is not None:
-            self.positives = TokenStore.from_texts(
-                tokenizer, [pos_texts[p.query_id] for p in pairs], self.max_len)
+            self.positives = _spread(TokenStore.from_texts(
+                tokenizer, [pos_texts[pairs[i].query_id] for i in drawn], self.max_len),
+                used, len(pairs))
         if self.pretokenized:
             self.passages = TokenStore.from_texts(tokenizer, _all_texts(ds.corpus), self.max_len)
             self._pos_index = self.pos_rows  # store row == corpus row
         elif self.positives is None:
-            uniq, inv = np.unique(self.pos_rows, return_inverse=True)
+            uniq, inv = np.unique(self.pos_rows[drawn], return_inverse=True)
             self.passages = TokenStore.from_texts(tokenizer, ds.corpus.texts(uniq), self.max_len)
-            self._pos_index = inv.astype(np.int64)  # pair -> store row
+            self._pos_index = np.zeros(len(pairs), np.int64)  # pair -> store row
+            self._pos_index[drawn] = inv
         else:  # positives come from self.positives, negatives are tokenised per step
             self.passages = self.positives
         self.tokenize_s = time.perf_counter() - t0
         how = "pre-tokenised" if self.pretokenized else "per step"
-        log(f"tokenised {len(pairs):,} queries and {len(self.passages):,} passages in "
+        log(f"tokenised {len(drawn):,} queries (those the {cfg.steps:,} steps draw of "
+            f"{len(pairs):,}) and {len(self.passages):,} passages in "
             f"{self.tokenize_s:.1f}s (corpus {how}; {self.held_out:,} pairs held out for "
             "selection)")
 
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def query_store(self, pair_idx: np.ndarray) -> TokenStore:
+        """Token ids of the pairs' queries."""
+        self._check_drawn(pair_idx)
+        return self.queries.take(pair_idx)
+
+    def _check_drawn(self, pair_idx: np.ndarray) -> None:
+        if self._used is not None and not self._used[pair_idx].all():
+            raise RuntimeError("a step drew a training pair that was not tokenised (the batch "
+                               "order differs from the one TrainData planned for)")
+
     def passage_store(self, pair_idx: np.ndarray, neg_rows: np.ndarray) -> TokenStore:
         """Token ids of the pairs' positives followed by the negative rows (B + M texts)."""
+        self._check_drawn(pair_idx)
         if self.positives is not None:
             pos = self.positives.take(pair_idx)
             if len(neg_rows) == 0:
@@ -164,6 +188,10 @@ class TrainData:
         if self.pretokenized:
             return self.passages.take(rows)
         return TokenStore.from_texts(self.tokenizer, self.corpus.texts(rows), self.max_len)
+
+
+def _spread(store: TokenStore, rows: np.ndarray | None, n: int) -> TokenStore:
+    return store if rows is None else store.spread(rows, n)
 
 
 def _all_texts(corpus: Any) -> list[str]:

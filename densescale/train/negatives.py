@@ -37,6 +37,13 @@ class BatchOrder:
             self._perm_epoch = epoch
         return self._perm
 
+    def used(self, steps: int) -> np.ndarray | None:
+        """The pair indices steps 0 .. ``steps`` - 1 draw, ascending; None when that is every
+        pair (the steps reach a second epoch)."""
+        if steps * self.b >= self.n:
+            return None
+        return np.sort(self._permutation(0)[:steps * self.b])
+
     def indices(self, step: int) -> np.ndarray:
         pos = step * self.b + np.arange(self.b, dtype=np.int64)  # [B] positions in the pair stream
         epochs, offs = pos // self.n, pos % self.n

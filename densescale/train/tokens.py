@@ -41,6 +41,14 @@ class TokenStore:
         flat = np.concatenate(flats) if flats else np.empty(0, np.int32)
         return cls(flat, offsets, tokenizer.pad_token_id or 0)
 
+    def spread(self, rows: np.ndarray, n: int) -> TokenStore:
+        """An n-row store whose rows ``rows`` (ascending, one per row of this store) hold this
+        store's texts; every other row is empty."""
+        lengths = np.zeros(n, np.int64)
+        lengths[rows] = self.lengths
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        return TokenStore(self.flat, offsets, self.pad_id)
+
     def take(self, rows: np.ndarray) -> TokenStore:
         """A new store holding only ``rows`` (in that order)."""
         lens = self.lengths[rows]

@@ -149,3 +149,33 @@ def test_save_prints_no_progress_bar(tiny, tmp_path, capfd):
     tiny.save(tmp_path / "quiet")
     captured = capfd.readouterr()
     assert "Writing model shards" not in captured.err + captured.out
+
+
+def test_token_ids_are_memoised_per_texts_tokenizer_and_length(tiny, monkeypatch):
+    """encode() reuses the token ids of a recent call with the same texts (checkpoint selection
+    encodes one sample again and again), never across tokenizers or maximum lengths."""
+    import copy
+
+    from densescale.models.encoder import TOKEN_MEMO_CALLS
+
+    calls = []
+    cls = type(tiny.tokenizer)
+    real = cls.__call__
+    monkeypatch.setattr(cls, "__call__", lambda self, *a, **k: calls.append(1) or real(self, *a,
+                                                                                       **k))
+    tiny.__dict__.pop("_token_memo", None)
+    a = tiny.encode(TEXTS, "doc")
+    b = tiny.encode([str(t) for t in TEXTS], "doc")  # new list, equal texts: memoised
+    assert torch.equal(a, b) and len(calls) == 1
+    tiny.encode(TEXTS[:3] + [TEXTS[3] + "!"], "doc")  # one text differs
+    tiny.encode(TEXTS, "query")  # another maximum length
+    assert len(calls) == 3
+    original = tiny.tokenizer
+    try:
+        tiny.tokenizer = copy.deepcopy(original)  # another tokenizer object
+        assert torch.equal(tiny.encode(TEXTS, "doc"), a) and len(calls) == 4
+    finally:
+        tiny.tokenizer = original
+    for i in range(2 * TOKEN_MEMO_CALLS):
+        tiny.encode([f"text number {i}"], "doc")
+    assert len(tiny.__dict__["_token_memo"]) == TOKEN_MEMO_CALLS  # bounded
