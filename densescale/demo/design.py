@@ -67,11 +67,9 @@ TRAIN: dict[str, Any] = {
     # the code path every quoted demo number was measured with (padded encoder forward,
     # for-each AdamW): the packed forward and fused AdamW are the same maths in another
     # summation order, which moves 300-step results by rounding, not by method; torch's
-    # dropout stream (fast_dropout draws the same dropout from another stream), separate Q, K, V
-    # matmuls (fused_qkv: one matmul, the same maths in another summation order)
+    # dropout stream (fast_dropout draws the same dropout from another stream)
     "packed": False,
     "fused_adamw": False,
-    "fused_qkv": False,
     "fast_dropout": False,
 }
 EVAL: dict[str, Any] = {"negatives": 256, "repeats": 3, "seed": 1, "max_pairs": 2000,

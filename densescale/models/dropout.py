@@ -69,9 +69,7 @@ def _attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value:
                                       scaling=scaling, **kwargs)
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    if scaling != 1.0:  # q scaled as SDPA (densescale.models.qkv gives it pre-scaled)
-        query = query * scaling
-    w = torch.matmul(query, key.transpose(2, 3))  # [b, heads, q, k]
+    w = torch.matmul(query * scaling, key.transpose(2, 3))  # [b, heads, q, k]; q scaled as SDPA
     if attention_mask is not None:  # in place, broadcast over heads: no copy in backward
         w.add_(_additive(attention_mask, w.dtype))
     w = fast_dropout(torch.softmax(w, dim=-1), dropout)

@@ -143,10 +143,6 @@ class TrainConfig(BaseModel):
                                       "(densescale.models.dropout: the same dropout, another "
                                       "random stream, faster steps); None = on for CPU "
                                       "training of the padded path; CUDA keeps torch's")
-    fused_qkv: bool | None = Field(None, description="Q, K and V of BERT's self-attention as one "
-                                   "matmul in CPU training (densescale.models.qkv: the same "
-                                   "arithmetic up to the order of fp32 sums); None = on for the "
-                                   "padded path (the packed one fuses them itself)")
     fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
                                      "CUDA only (no measurable gain on CPU)")
     compile: bool = Field(False, description="torch.compile the packed encoder (compile time "

@@ -83,7 +83,9 @@ class TrainData:
     The pool is the split's pairs (or the annotation set's) minus every pair of a held-out
     selection group (``Dataset.training_pairs``, ``Selection.keep_training``), so no training
     subset D ever shares a query or passage with the selection queries; D is then a nested
-    seeded subset of that pool.
+    seeded subset of that pool. Only the pairs that steps 0 .. steps - 1 draw are tokenised
+    (300 steps of 64 read 19,200 of 86,479 SQuAD pairs); the rows of the others stay empty, and
+    ``query_store`` / ``passage_store`` refuse them.
 
     Attributes:
         pairs: the D training pairs. pos_rows: corpus row of each pair's positive [D].

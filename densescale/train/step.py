@@ -9,11 +9,10 @@ per length-sorted chunk of passages) or, with ``packed``, unpadded (queries and 
 forward, densescale.models.packed). Each passage, shared negatives included,
 is encoded and projected once per step.
 
-Speed options (TrainConfig): ``packed``, ``fused_adamw``, ``fused_qkv`` (default on CPU for the
-padded path: BERT's Q, K and V as one matmul, densescale.models.qkv) and ``compile`` leave the
-arithmetic unchanged up to the order of fp32 sums (tests/train/test_speed.py checks the weights
-after N steps); ``fast_dropout`` (default on CPU) draws the same dropout from another random
-stream (densescale.models.dropout); ``dropout=False`` changes the recipe (the paper keeps BERT's
+Speed options (TrainConfig): ``packed``, ``fused_adamw`` and ``compile`` leave the arithmetic
+unchanged up to the order of fp32 sums (tests/train/test_speed.py checks the weights after N
+steps); ``fast_dropout`` (default on CPU) draws the same dropout from another random stream
+(densescale.models.dropout); ``dropout=False`` changes the recipe (the paper keeps BERT's
 dropout).
 """
 
@@ -31,7 +30,6 @@ from densescale.models.dropout import install as install_fast_dropout
 from densescale.models.encoder import BiEncoder
 from densescale.models.flops import encoder_shape, peak_flops, train_flops
 from densescale.models.packed import Packed, pack, packed_embed, set_dropout, supports_packing
-from densescale.models.qkv import install as install_fused_qkv
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, gather, shard
@@ -117,11 +115,6 @@ class StepLoss:
         fast = bool(cfg.fast_dropout or (cfg.fast_dropout is None and not self.packed))
         if fast and cfg.dropout:
             install_fast_dropout(model.encoder)  # acts on CPU tensors only
-        if cfg.fused_qkv and self.packed:
-            raise ConfigError("fused_qkv: the packed encoder fuses Q, K and V itself; give "
-                              "packed: false or fused_qkv: false")
-        fuse = cfg.fused_qkv if cfg.fused_qkv is not None else not self.packed
-        self.fused_qkv = bool(fuse and install_fused_qkv(model.encoder) and dev.type == "cpu")
         self.dropout_stream = ("off" if not cfg.dropout else
                                "bulk" if fast and dev.type == "cpu" else "torch")
         fn = None
@@ -203,9 +196,8 @@ class StepLoss:
     def utilisation(self, summary: Any) -> None:
         """Fill the summary's model FLOPs, achieved FLOP/s, peak and MFU (this invocation's
         steps give FLOPs per step; the run's pairs/s gives the rate), compile time and the
-        dropout stream, whether Q, K and V were fused."""
+        dropout stream."""
         summary.compile_s, summary.dropout_stream = self.compile_s, self.dropout_stream
-        summary.fused_qkv = self.fused_qkv
         per_step = self.flops.per_step()
         if per_step is None:
             return

@@ -54,7 +54,6 @@ class TrainSummary:
         compile_s: extra seconds of the first step under ``compile`` (None without it).
         dropout_stream: where the dropout masks came from: "bulk" (numpy PCG64 in bulk,
             densescale.models.dropout: the CPU default), "torch" (torch's generator), or "off".
-        fused_qkv: whether BERT's Q, K and V ran as one matmul (densescale.models.qkv).
     """
 
     rung: str | None
@@ -93,7 +92,6 @@ class TrainSummary:
     mfu: float | None = None
     compile_s: float | None = None
     dropout_stream: str | None = None
-    fused_qkv: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -20,7 +20,7 @@ def _cfg(data, out, **kw):
     base = dict(data=str(data), model=TINY, init="scratch", vocab_size=200, steps=8, batch_size=8,
                 negatives=8, query_max_len=16, passage_max_len=24, lr=1e-3, eval_every=0,
                 eval_split=None, seed=7, out=str(out), num_threads=1, dropout=False,
-                packed=False, fused_adamw=False, fused_qkv=False, passage_chunk=4)
+                packed=False, fused_adamw=False, passage_chunk=4)
     return TrainConfig(**{**base, **kw})
 
 
@@ -58,7 +58,6 @@ def plain(toy_dataset, tmp_path_factory, tok):
 
 
 @pytest.mark.parametrize("option", [{"packed": True}, {"fused_adamw": True},
-                                    {"fused_qkv": True},
                                     {"packed": True, "fused_adamw": True, "passage_chunk": 0}])
 def test_speed_options_equal_the_plain_path(toy_dataset, tmp_path, plain, tok, option):
     out, s0 = plain
@@ -155,20 +154,3 @@ def test_flop_formula_and_mfu_in_summary(plain):
     assert s.dropout_stream == "off"
     assert s.model_flops_per_s == pytest.approx(s.mfu * s.peak_flops)
     assert measure_matmul_peak("cpu", torch.float32, n=256, seconds=0.05) > 1e8
-
-
-def test_fused_qkv_is_the_cpu_default_of_the_padded_path(toy_dataset, tmp_path, tok):
-    from densescale.models.qkv import install
-
-    base = _cfg(toy_dataset, tmp_path, tokenizer=tok, steps=2).model_dump()
-    base.pop("fused_qkv")
-    s = train(TrainConfig(**{**base, "out": str(tmp_path / "a")}), progress=False)
-    assert s.fused_qkv is True
-    s = train(TrainConfig(**{**base, "out": str(tmp_path / "b"), "fused_qkv": False}),
-              progress=False)
-    assert s.fused_qkv is False
-    with pytest.raises(ConfigError, match="fused_qkv"):
-        train(TrainConfig(**{**base, "out": str(tmp_path / "c"), "fused_qkv": True,
-                             "packed": True}), progress=False)
-    # a model built by densescale has BERT self-attention to fuse
-    assert install(build_model(TINY, init="scratch", seed=1, vocab_size=200).encoder) == 2
