@@ -136,17 +136,15 @@ def make_task(spec: StudySpec, point: Point, progress: bool = False) -> Task:
                 bm25=spec.eval.bm25, progress=progress)
 
 
-def _available_pairs(cfg: TrainConfig) -> int:
+def _available_pairs(cfg: TrainConfig, ds: Any) -> int:
     if cfg.annotations:
         from densescale.data import read_annotation_set
 
         return len(read_annotation_set(cfg.annotations).pairs)
-    from densescale.data import open_dataset
-
-    return len(open_dataset(cfg.data).pairs(cfg.split))
+    return len(ds.pairs(cfg.split))
 
 
-def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
+def _train(cfg: TrainConfig, progress: bool, ds: Any) -> dict[str, Any]:
     """Train, or resume, or (training already finished) return the saved summary."""
     from densescale.train import train as train_fn
     from densescale.train.state import checkpoint_dir
@@ -161,21 +159,21 @@ def _train(cfg: TrainConfig, progress: bool) -> dict[str, Any]:
     resume = checkpoint_dir(out) is not None
     # the folder belongs to this point (keyed by the settings' hash): what is not resumed is
     # stale (an unfinished or differently configured run) and is cleared
-    summary = train_fn(cfg, resume=resume, overwrite=not resume, progress=progress).to_dict()
+    summary = train_fn(cfg, resume=resume, overwrite=not resume, progress=progress,
+                       dataset=ds).to_dict()
     if not summary.get("finished", True):
         raise RuntimeError(f"training stopped at step {summary.get('steps_done')} of "
                            f"{summary.get('steps')}")
     return summary
 
 
-def _evaluate(task: Task, model_dir: Path) -> dict[str, Any]:
+def _evaluate(task: Task, model_dir: Path, ds: Any) -> dict[str, Any]:
     """The final evaluation of the chosen checkpoint on the reporting split."""
-    from densescale.data import open_dataset
     from densescale.evaluate import evaluate_model
     from densescale.models import load_encoder
 
-    return evaluate_model(load_encoder(str(model_dir)), open_dataset(task.train.data),
-                          task.split, task.eval, bm25=task.bm25)
+    return evaluate_model(load_encoder(str(model_dir)), ds, task.split, task.eval,
+                          bm25=task.bm25)
 
 
 def check_finite(row: dict[str, Any], split: str) -> None:
@@ -193,7 +191,10 @@ def run_point(task: Task) -> dict[str, Any]:
         _crash_hook(task.out)
         t0 = time.perf_counter()
         cfg = task.train
-        have = _available_pairs(cfg)
+        from densescale.data import open_dataset
+
+        ds = open_dataset(cfg.data, cfg.data_dir)  # parsed once: training and evaluation
+        have = _available_pairs(cfg, ds)
         if cfg.train_size is not None and cfg.train_size > have:
             raise DataError(f"D={cfg.train_size} training pairs requested but the "
                             f"{cfg.annotations or cfg.split} annotations have only {have}",
@@ -203,10 +204,10 @@ def run_point(task: Task) -> dict[str, Any]:
             import torch
 
             torch.set_num_threads(int(cfg.num_threads))
-        summary = _train(cfg, task.progress)
+        summary = _train(cfg, task.progress, ds)
         t1 = time.perf_counter()
         best = task.out / "best"
-        row = _evaluate(task, best if best.exists() else task.out / "last")
+        row = _evaluate(task, best if best.exists() else task.out / "last", ds)
         check_finite(row, task.split)
         t2 = time.perf_counter()
         values = point_values(task, summary, row, t1 - t0, t2 - t1)

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ from densescale.utils import atomic_write_json, git_commit, hardware_info
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
-          overwrite: bool = False) -> TrainSummary:
+          overwrite: bool = False, dataset: Any = None) -> TrainSummary:
     """Train one bi-encoder; write out/{best,last,checkpoint}, out/summary.json.
 
     Args:
@@ -59,6 +60,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         progress: tqdm bar (stderr) with loss and pairs/s.
         overwrite: start afresh in an ``out`` that holds a finished run or a checkpoint
             (its results are deleted first); without it such a folder is refused.
+        dataset: ``cfg.data`` already opened (``densescale.data.open_dataset``), so that a
+            caller that also evaluates parses it once; None = open it here.
 
     Raises:
         ConfigError: another training holds ``out``, or ``out`` holds a run and neither
@@ -82,7 +85,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     with output_lock(Path(cfg.out), take=dist.main) as lease:
         if dist.main and not resume:
             _fresh_output(Path(cfg.out), overwrite)
-        return _train(cfg, dist, resume, progress, lease.started)
+        return _train(cfg, dist, resume, progress, lease.started, dataset)
 
 
 def _fresh_output(out: Path, overwrite: bool) -> None:
@@ -104,7 +107,7 @@ def _fresh_output(out: Path, overwrite: bool) -> None:
 
 
 def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
-           started: Callable[[], None] = lambda: None) -> TrainSummary:
+           started: Callable[[], None] = lambda: None, dataset: Any = None) -> TrainSummary:
     from tqdm import tqdm
 
     from densescale.data import open_dataset
@@ -113,7 +116,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     out, t_start = Path(cfg.out), time.perf_counter()
-    ds = open_dataset(cfg.data, cfg.data_dir)
+    ds = dataset if dataset is not None else open_dataset(cfg.data, cfg.data_dir)
     ck = _checkpoint(cfg, out) if resume else None
     model = BiEncoder.load(ck.model_dir) if ck else _new_model(cfg, ds, out, dist)
     state = ck.state if ck else TrainState()
