@@ -1,6 +1,6 @@
 """`densescale demo`: a complete miniature of the paper on real data, on a laptop CPU.
 
-    densescale demo                   # about 13 min on 2 CPU cores; rerun reuses finished runs
+    densescale demo                   # about 14 min on 2 CPU cores; rerun reuses finished runs
     densescale demo --scale paper     # what the same study costs at the paper's scale
 
 The design (``densescale.demo.design``), the run (``densescale.demo.run``) and the targets that

@@ -1,4 +1,4 @@
-"""The demo itself, end to end on SQuAD (slow: about 13 minutes on an idle 2-core machine).
+"""The demo itself, end to end on SQuAD (slow: about 14 minutes on an idle 2-core machine).
 
 Runs `densescale demo --json` once and asserts, on its actual output, the targets that make its
 laws trustworthy (densescale.demo.targets): every fitted point learned, L(N) and L(D) span 1.5
