@@ -41,8 +41,11 @@ from densescale.models.ladder import (
 from densescale.models.similarity import DEFAULT_COS_SCALE, SIMILARITIES
 from densescale.models.tokenizer import corpus_tokenizer, load_tokenizer, transformer_folder
 
-TOKEN_MEMO_CALLS = 8  # encode() calls whose token ids are kept (selection: queries, passages)
-TOKEN_MEMO_TEXTS = 8192  # only calls of at most this many texts are kept
+# encode() calls whose token ids are kept: checkpoint selection makes 3 per evaluation (its
+# passages in chunks of 4 x 256, its queries); calls of more texts are not kept, which bounds
+# the memo to ~4 x 2,048 texts of ids
+TOKEN_MEMO_CALLS = 4
+TOKEN_MEMO_TEXTS = 2048
 
 
 class BiEncoder(nn.Module):
@@ -179,17 +182,20 @@ class BiEncoder(nn.Module):
         """Token ids of ``texts`` (truncated to ``max_len``). The last few calls are memoised:
         checkpoint selection encodes the same sample of queries and passages at every
         evaluation, and tokenising it again cost ~40% of each evaluation of a small model."""
+        def tokenize() -> list[list[int]]:
+            return self.tokenizer(list(texts), truncation=True, max_length=max_len,
+                                  return_attention_mask=False,
+                                  return_token_type_ids=False)["input_ids"]
+
+        if len(texts) > TOKEN_MEMO_TEXTS:  # large calls (a corpus in chunks) never repeat
+            return tokenize()
         key = (self.tokenizer, max_len, tuple(texts))  # the tokenizer itself: ids are reused
         memo = self.__dict__.setdefault("_token_memo", OrderedDict())
         ids = memo.get(key)
         if ids is None:
-            ids = self.tokenizer(list(texts), truncation=True, max_length=max_len,
-                                 return_attention_mask=False,
-                                 return_token_type_ids=False)["input_ids"]
-            if len(texts) <= TOKEN_MEMO_TEXTS:
-                memo[key] = ids
-                while len(memo) > TOKEN_MEMO_CALLS:
-                    memo.popitem(last=False)
+            ids = memo[key] = tokenize()
+            while len(memo) > TOKEN_MEMO_CALLS:
+                memo.popitem(last=False)
         else:
             memo.move_to_end(key)
         return ids

@@ -179,3 +179,8 @@ def test_token_ids_are_memoised_per_texts_tokenizer_and_length(tiny, monkeypatch
     for i in range(2 * TOKEN_MEMO_CALLS):
         tiny.encode([f"text number {i}"], "doc")
     assert len(tiny.__dict__["_token_memo"]) == TOKEN_MEMO_CALLS  # bounded
+    monkeypatch.setattr("densescale.models.encoder.TOKEN_MEMO_TEXTS", 3)
+    n = len(calls)
+    tiny.encode(TEXTS, "doc")  # 4 texts: more than the memo keeps, so tokenised every time
+    tiny.encode(TEXTS, "doc")
+    assert len(calls) == n + 2
