@@ -39,6 +39,26 @@ def test_mask_has_the_dropout_distribution(p):
     assert not torch.equal(m, keep_scale((1000, 1000), p, seed=4))
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.3])
+def test_mask_is_a_32_bit_threshold_on_the_stream(p):
+    """keep_i <=> hi_i * 2^16 + lo_i >= round(p * 2^32): high halves 16 bits per element from
+    PCG64(seed), low halves drawn after them for the elements whose high half ties."""
+    n, seed = 1_000_003, 5
+    t = round(p * 2 ** 32)
+    gen = np.random.PCG64(seed)
+    hi = gen.random_raw(n).view(np.uint16)[:n].astype(np.uint64)  # the stream's first n halves
+    gen = np.random.PCG64(seed)
+    gen.random_raw(-(-n // 1024) * 256)  # the block of high halves the mask draws
+    ties = np.flatnonzero(hi == t >> 16)
+    lo = np.zeros(n, np.uint64)
+    if t & 0xFFFF:
+        lo[ties] = gen.random_raw(-(-ties.size // 4)).view(np.uint16)[:ties.size]
+        kept_ties = int(np.count_nonzero((hi * 65536 + lo)[ties] >= t))
+        assert 0 < kept_ties < ties.size  # the sample exercises both outcomes of a tie
+    expected = np.where(hi * 65536 + lo >= t, np.float32(1.0 / (1.0 - p)), np.float32(0.0))
+    assert np.array_equal(keep_scale((n,), p, seed).numpy(), expected)
+
+
 def test_fast_dropout_is_torch_arithmetic_seeded_by_torch():
     x = torch.randn(64, 33, requires_grad=True)
     torch.manual_seed(11)
