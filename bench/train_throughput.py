@@ -20,8 +20,10 @@ reported per wall-clock second and per CPU second of the process (the latter, wi
 thread, is what to compare on a shared, overloaded machine; wall numbers there are noise).
 
 densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
-chunks + for-loop AdamW + bulk-stream dropout (the CPU default); ``torch_dropout`` = ``plain``
-with torch's own dropout stream (the default before ``fast_dropout``); ``fast`` = packed
+chunks + for-loop AdamW + bulk-stream dropout + pooled feed-forward buffers (the CPU
+default); ``torch_dropout`` = ``plain``
+with torch's own dropout stream (the default before ``fast_dropout``); ``unpooled`` = ``plain``
+without the pooled feed-forward buffers (the default before ``pooled_ffn``); ``fast`` = packed
 unpadded forward + fused AdamW (the same fp32 arithmetic); ``packed_only``, ``fused_only``;
 ``nodrop`` / ``plain_nodrop`` = ``fast`` / ``plain`` with dropout off (NOT the paper's recipe:
 BERT's dropout 0.1 stays on there);
@@ -97,6 +99,7 @@ def run_sentence_transformers(enc, pairs_q, pairs_p, corpus_texts, cfg, steps, w
 
 VARIANTS = {"plain": {"packed": False, "fused_adamw": False},
             "torch_dropout": {"packed": False, "fused_adamw": False, "fast_dropout": False},
+            "unpooled": {"packed": False, "fused_adamw": False, "pooled_ffn": False},
             "fast": {"packed": True, "fused_adamw": True},
             "packed_only": {"packed": True, "fused_adamw": False},
             "fused_only": {"packed": False, "fused_adamw": True},

@@ -44,7 +44,7 @@ LEGACY_EVAL_KEYS = {"eval_negatives": "negatives", "eval_repeats": "repeats",
 
 # settings that may differ between a run and its --resume (they do not change the weights)
 RUNTIME_FIELDS = {"stop_after_steps", "device", "num_threads", "progress_every", "data_dir",
-                  "passage_chunk", "report_to"}
+                  "passage_chunk", "report_to", "pooled_ffn"}  # pooled_ffn: same weights
 
 
 class TrainConfig(BaseModel):
@@ -143,6 +143,10 @@ class TrainConfig(BaseModel):
                                       "(densescale.models.dropout: the same dropout, another "
                                       "random stream, faster steps); None = on for CPU "
                                       "training of the padded path; CUDA keeps torch's")
+    pooled_ffn: bool | None = Field(None, description="BERT's feed-forward blocks on buffers "
+                                    "reused across steps (densescale.models.pooled: the same "
+                                    "arithmetic bit for bit, no page faults); None = on for "
+                                    "the padded path (acts on CPU float32 training only)")
     fused_adamw: bool | None = Field(None, description="torch's fused AdamW kernel; None = on "
                                      "CUDA only (no measurable gain on CPU)")
     compile: bool = Field(False, description="torch.compile the packed encoder (compile time "

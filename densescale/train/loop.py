@@ -29,6 +29,7 @@ import torch
 
 from densescale.errors import ConfigError, TrainingDiverged
 from densescale.models.encoder import BiEncoder, build_model
+from densescale.models.pooled import uninstall as release_pooled_ffn
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, setup
@@ -171,6 +172,7 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
     bar.close()
     track.close()
     meter.pause()
+    release_pooled_ffn(model.encoder)  # the feed-forward buffers (densescale.models.pooled)
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
     step_loss.utilisation(summary)  # model FLOP/s and MFU (densescale.models.flops)

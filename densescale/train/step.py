@@ -11,7 +11,9 @@ is encoded and projected once per step.
 
 Speed options (TrainConfig): ``packed``, ``fused_adamw`` and ``compile`` leave the arithmetic
 unchanged up to the order of fp32 sums (tests/train/test_speed.py checks the weights after N
-steps); ``fast_dropout`` (default on CPU) draws the same dropout from another random stream
+steps); ``pooled_ffn`` (default on the padded path) leaves it unchanged bit for bit and only
+reuses the feed-forward blocks' buffers (densescale.models.pooled); ``fast_dropout``
+(default on CPU) draws the same dropout from another random stream
 (densescale.models.dropout); ``dropout=False`` changes the recipe (the paper keeps BERT's
 dropout).
 """
@@ -30,6 +32,7 @@ from densescale.models.dropout import install as install_fast_dropout
 from densescale.models.encoder import BiEncoder
 from densescale.models.flops import encoder_shape, peak_flops, train_flops
 from densescale.models.packed import Packed, pack, packed_embed, set_dropout, supports_packing
+from densescale.models.pooled import install as install_pooled_ffn
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, gather, shard
@@ -115,6 +118,12 @@ class StepLoss:
         fast = bool(cfg.fast_dropout or (cfg.fast_dropout is None and not self.packed))
         if fast and cfg.dropout:
             install_fast_dropout(model.encoder)  # acts on CPU tensors only
+        self.pooled_ffn = bool(cfg.pooled_ffn or (cfg.pooled_ffn is None and not self.packed))
+        if cfg.pooled_ffn and self.packed:
+            raise ConfigError("pooled_ffn: the packed encoder has its own feed-forward; give "
+                              "packed: false or pooled_ffn: false")
+        if self.pooled_ffn:
+            install_pooled_ffn(model.encoder)  # acts on CPU float32 training steps only
         self.dropout_stream = ("off" if not cfg.dropout else
                                "bulk" if fast and dev.type == "cpu" else "torch")
         fn = None

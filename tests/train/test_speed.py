@@ -142,6 +142,31 @@ def test_fast_dropout_is_seeded_and_is_the_cpu_default(toy_dataset, tmp_path, to
         train(_cfg(toy_dataset, tmp_path / "x", fast_dropout=True, packed=True), progress=False)
 
 
+def test_pooled_ffn_is_the_default_and_changes_no_bit(toy_dataset, tmp_path, tok,
+                                                      monkeypatch):
+    """The feed-forward blocks on pooled buffers (densescale.models.pooled): the same weights
+    bit for bit with dropout on (both streams), and the pool is released after training."""
+    from densescale.models.pooled import BufferPool, pool
+
+    taken = []
+    real = BufferPool.take
+    monkeypatch.setattr(BufferPool, "take", lambda self, shape: taken.append(shape) or
+                        real(self, shape))
+    for stream in ({"fast_dropout": False}, {}):
+        w = {}
+        for name, option in (("default", {}), ("off", {"pooled_ffn": False})):
+            out = tmp_path / f"{name}{len(stream)}"
+            taken.clear()
+            train(_cfg(toy_dataset, out, tokenizer=tok, dropout=True, **stream, **option),
+                  progress=False)
+            w[name] = _weights(out / "last")
+            assert pool().nbytes == 0
+            assert bool(taken) == (name == "default")  # the default did use the pool
+        assert all(torch.equal(w["default"][k], w["off"][k]) for k in w["off"])
+    with pytest.raises(ConfigError, match="pooled_ffn"):
+        train(_cfg(toy_dataset, tmp_path / "x", pooled_ffn=True, packed=True), progress=False)
+
+
 def test_flop_formula_and_mfu_in_summary(plain):
     # one layer, H=2, I=4, two sequences of 1 and 3 tokens, no projection, by hand:
     # linears 2 * 4 tokens * (4*4 + 2*2*4) = 256; attention 4 * (1 + 9) * 2 = 80
