@@ -2,8 +2,8 @@
 
 torch draws a CPU dropout mask element by element (``bernoulli_``: one Mersenne-Twister double
 per element, ~12 ns): on a bert-tiny step that is a fifth of the time, more than any matmul
-but one (bench/RESULTS.md, issue 16). Here the mask comes from numpy's PCG64 in bulk (16
-random bits per element, ~1 ns; see ``keep_scale``) and is applied as ``x * mask`` with mask
+but one (bench/RESULTS.md, issue 16). Here the mask comes from numpy's PCG64 in bulk (8
+random bits per element, ~0.5 ns; see ``keep_scale``) and is applied as ``x * mask`` with mask
 in {0, 1/(1-p)}: the same dropout, the same per-element arithmetic as torch's
 (``x * keep * 1/(1-p)``), the same distribution (P(keep) = 1 - p to 2^-32), only another random
 stream. The stream is seeded from torch's generator on every call, so ``torch.manual_seed``
@@ -26,45 +26,31 @@ from torch import nn
 
 ATTENTION_NAME = "densescale_fast_dropout"
 _SEED_HIGH = 2 ** 62
-_BLOCK = 1024  # 16-bit halves per block of the tie search (a multiple of 8)
 
 
 def keep_scale(shape: torch.Size | tuple[int, ...], p: float, seed: int) -> torch.Tensor:
     """float32 mask of ``shape``: 1/(1-p) with probability 1 - p (to 2^-32), else 0; from
     PCG64(seed).
 
-    Element i is kept when the 32-bit number ``hi_i * 2^16 + lo_i`` is at least
-    ``t = round(p * 2^32)``. The high halves come 16 bits per element from the stream; a low half
-    is drawn (after them, in element order) only where the high half ties with ``t``'s, i.e. for
-    one element in 65,536. So p is exact to 2^-32 at half the random bits of a 32-bit word per
-    element (bench/RESULTS.md, issue 16: the masks were 7% of a bert-mini step)."""
+    Element i is kept when the 32-bit number ``hi_i * 2^24 + lo_i`` is at least
+    ``t = round(p * 2^32)``. The high bytes come 8 bits per element from the stream; a 24-bit
+    low part (the top bits of the next 32-bit words, in element order) is drawn only where the
+    high byte ties with ``t``'s, one element in 256. So p is exact to 2^-32 at a quarter of the
+    random bits of a 32-bit word per element (bench/RESULTS.md, issue 16: with 32-bit words the
+    masks were 7% of a bert-mini step)."""
     n = int(np.prod(shape)) if len(shape) else 1
     t = min(round(p * 2 ** 32), 2 ** 32 - 1)
-    hi, lo = t >> 16, t & 0xFFFF
+    hi, lo = t >> 24, t & 0xFFFFFF
     gen = np.random.PCG64(seed)
-    words = gen.random_raw(-(-n // _BLOCK) * (_BLOCK // 4)).view(np.uint16)  # n rounded up
-    keep = np.greater(words[:n], hi) if lo else np.greater_equal(words[:n], hi)
+    high = gen.random_raw(-(-n // 8)).view(np.uint8)[:n]
+    keep = np.greater(high, hi) if lo else np.greater_equal(high, hi)
     if lo:
-        ties = _ties(words, hi, n)
+        ties = np.flatnonzero(high == hi)
         if ties.size:
-            low = gen.random_raw(-(-ties.size // 4)).view(np.uint16)[:ties.size]
+            low = gen.random_raw(-(-ties.size // 2)).view(np.uint32)[:ties.size] >> 8
             keep[ties] = low >= lo
     mask = np.multiply(keep, np.float32(1.0 / (1.0 - p)), dtype=np.float32)
     return torch.from_numpy(mask).view(shape)
-
-
-def _ties(words: np.ndarray, hi: int, n: int) -> np.ndarray:
-    """Indices i < n with ``words[i] == hi``, in order (``len(words)`` is a multiple of
-    ``_BLOCK``): one equality pass, then only the blocks of ``_BLOCK`` halves holding a tie
-    (OR-reduced 8 bytes at a time) are searched, so the rare ties cost little beyond the pass."""
-    eq = np.equal(words, hi)
-    rows = eq.view(np.uint64).reshape(-1, _BLOCK // 8)
-    blocks = np.flatnonzero(np.bitwise_or.reduce(rows, axis=1))
-    if not blocks.size:
-        return blocks
-    idx = (blocks[:, None] * _BLOCK + np.arange(_BLOCK)).ravel()
-    idx = idx[eq[idx]]
-    return idx[idx < n]
 
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:

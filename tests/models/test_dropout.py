@@ -41,21 +41,20 @@ def test_mask_has_the_dropout_distribution(p):
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.3])
 def test_mask_is_a_32_bit_threshold_on_the_stream(p):
-    """keep_i <=> hi_i * 2^16 + lo_i >= round(p * 2^32): high halves 16 bits per element from
-    PCG64(seed), low halves drawn after them for the elements whose high half ties."""
-    n, seed = 1_000_003, 5
+    """keep_i <=> hi_i * 2^24 + lo_i >= round(p * 2^32): high bytes 8 bits per element from
+    PCG64(seed), 24-bit low parts (top bits of the next 32-bit words) drawn after them for the
+    elements whose high byte ties."""
+    n, seed = 100_003, 5
     t = round(p * 2 ** 32)
     gen = np.random.PCG64(seed)
-    hi = gen.random_raw(n).view(np.uint16)[:n].astype(np.uint64)  # the stream's first n halves
-    gen = np.random.PCG64(seed)
-    gen.random_raw(-(-n // 1024) * 256)  # the block of high halves the mask draws
-    ties = np.flatnonzero(hi == t >> 16)
+    hi = gen.random_raw(-(-n // 8)).view(np.uint8)[:n].astype(np.uint64)
+    ties = np.flatnonzero(hi == t >> 24)
     lo = np.zeros(n, np.uint64)
-    if t & 0xFFFF:
-        lo[ties] = gen.random_raw(-(-ties.size // 4)).view(np.uint16)[:ties.size]
-        kept_ties = int(np.count_nonzero((hi * 65536 + lo)[ties] >= t))
+    if t & 0xFFFFFF:
+        lo[ties] = gen.random_raw(-(-ties.size // 2)).view(np.uint32)[:ties.size] >> 8
+        kept_ties = int(np.count_nonzero((hi * 2 ** 24 + lo)[ties] >= t))
         assert 0 < kept_ties < ties.size  # the sample exercises both outcomes of a tie
-    expected = np.where(hi * 65536 + lo >= t, np.float32(1.0 / (1.0 - p)), np.float32(0.0))
+    expected = np.where(hi * 2 ** 24 + lo >= t, np.float32(1.0 / (1.0 - p)), np.float32(0.0))
     assert np.array_equal(keep_scale((n,), p, seed).numpy(), expected)
 
 
