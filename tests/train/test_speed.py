@@ -145,17 +145,18 @@ def test_fast_dropout_is_seeded_and_is_the_cpu_default(toy_dataset, tmp_path, to
 def test_pooled_ffn_is_the_default_and_changes_no_bit(toy_dataset, tmp_path, tok,
                                                       monkeypatch):
     """The feed-forward blocks on pooled buffers (densescale.models.pooled): the same weights
-    bit for bit with dropout on (both streams), and the pool is released after training."""
+    bit for bit with dropout on (both streams; with gradient checkpointing, whose backward
+    runs the block again), and the pool is released after training."""
     from densescale.models.pooled import BufferPool, pool
 
     taken = []
     real = BufferPool.take
     monkeypatch.setattr(BufferPool, "take", lambda self, shape: taken.append(shape) or
                         real(self, shape))
-    for stream in ({"fast_dropout": False}, {}):
+    for stream in ({"fast_dropout": False}, {}, {"grad_checkpointing": True}):
         w = {}
         for name, option in (("default", {}), ("off", {"pooled_ffn": False})):
-            out = tmp_path / f"{name}{len(stream)}"
+            out = tmp_path / f"{name}{sorted(stream)}"
             taken.clear()
             train(_cfg(toy_dataset, out, tokenizer=tok, dropout=True, **stream, **option),
                   progress=False)
