@@ -29,6 +29,7 @@ import torch
 
 from densescale.errors import ConfigError, TrainingDiverged
 from densescale.models.encoder import BiEncoder, build_model
+from densescale.models.pooled import pool as pooled_ffn_pool
 from densescale.models.pooled import uninstall as release_pooled_ffn
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
@@ -86,7 +87,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
     with output_lock(Path(cfg.out), take=dist.main) as lease:
         if dist.main and not resume:
             _fresh_output(Path(cfg.out), overwrite)
-        return _train(cfg, dist, resume, progress, lease.started, dataset)
+        try:
+            return _train(cfg, dist, resume, progress, lease.started, dataset)
+        finally:
+            pooled_ffn_pool().clear()  # also after a failed run (densescale.models.pooled)
 
 
 def _fresh_output(out: Path, overwrite: bool) -> None:

@@ -122,8 +122,9 @@ class StepLoss:
         if cfg.pooled_ffn and self.packed:
             raise ConfigError("pooled_ffn: the packed encoder has its own feed-forward; give "
                               "packed: false or pooled_ffn: false")
-        if self.pooled_ffn:
-            install_pooled_ffn(model.encoder)  # acts on CPU float32 training steps only
+        if self.pooled_ffn and not install_pooled_ffn(model.encoder) and cfg.pooled_ffn:
+            raise ConfigError("pooled_ffn: the encoder has no BERT-family layer with exact "
+                              "GELU (BERT, RoBERTa, ELECTRA, XLM-R); give pooled_ffn: false")
         self.dropout_stream = ("off" if not cfg.dropout else
                                "bulk" if fast and dev.type == "cpu" else "torch")
         fn = None

@@ -166,6 +166,12 @@ def test_pooled_ffn_is_the_default_and_changes_no_bit(toy_dataset, tmp_path, tok
         assert all(torch.equal(w["default"][k], w["off"][k]) for k in w["off"])
     with pytest.raises(ConfigError, match="pooled_ffn"):
         train(_cfg(toy_dataset, tmp_path / "x", pooled_ffn=True, packed=True), progress=False)
+    # an encoder without a layer it computes exactly (tanh GELU, another architecture):
+    # asked for explicitly, that is an error; by default the run goes on without it
+    monkeypatch.setattr("densescale.train.step.install_pooled_ffn", lambda encoder: 0)
+    with pytest.raises(ConfigError, match="pooled_ffn: the encoder has no BERT-family"):
+        train(_cfg(toy_dataset, tmp_path / "y", pooled_ffn=True), progress=False)
+    train(_cfg(toy_dataset, tmp_path / "z", tokenizer=tok, steps=2), progress=False)
 
 
 def test_flop_formula_and_mfu_in_summary(plain):
