@@ -30,7 +30,6 @@ import torch
 from densescale.errors import ConfigError, TrainingDiverged
 from densescale.models.encoder import BiEncoder, build_model
 from densescale.models.pooled import pool as pooled_ffn_pool
-from densescale.models.pooled import uninstall as release_pooled_ffn
 from densescale.train.config import TrainConfig
 from densescale.train.data import TrainData
 from densescale.train.distributed import Dist, setup
@@ -90,7 +89,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True,
         try:
             return _train(cfg, dist, resume, progress, lease.started, dataset)
         finally:
-            pooled_ffn_pool().clear()  # also after a failed run (densescale.models.pooled)
+            pooled_ffn_pool().clear()  # the feed-forward buffers (densescale.models.pooled)
 
 
 def _fresh_output(out: Path, overwrite: bool) -> None:
@@ -176,7 +175,6 @@ def _train(cfg: TrainConfig, dist: Dist, resume: bool, progress: bool,
     bar.close()
     track.close()
     meter.pause()
-    release_pooled_ffn(model.encoder)  # the feed-forward buffers (densescale.models.pooled)
     finished = state.step >= cfg.steps
     summary = _summary(cfg, model, state, len(data), n_info, t_start, finished, data.tokenize_s)
     step_loss.utilisation(summary)  # model FLOP/s and MFU (densescale.models.flops)
