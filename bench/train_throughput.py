@@ -21,8 +21,8 @@ thread, is what to compare on a shared, overloaded machine; wall numbers there a
 
 densescale variants (TrainConfig speed options): ``plain`` = padded forward in length-sorted
 chunks + for-loop AdamW + bulk-stream dropout + pooled feed-forward buffers (the CPU
-default); ``torch_dropout`` = ``plain``
-with torch's own dropout stream (the default before ``fast_dropout``); ``unpooled`` = ``plain``
+default); ``torch_dropout`` = ``plain`` with torch's own dropout stream (the default before
+``fast_dropout``); ``unpooled`` = ``plain``
 without the pooled feed-forward buffers (the default before ``pooled_ffn``); ``fast`` = packed
 unpadded forward + fused AdamW (the same fp32 arithmetic); ``packed_only``, ``fused_only``;
 ``nodrop`` / ``plain_nodrop`` = ``fast`` / ``plain`` with dropout off (NOT the paper's recipe:

@@ -2,7 +2,7 @@
 
 On CPU every large activation is a fresh allocation: glibc maps each block over 32 MB anew
 and returns it when freed, so every step page-faults its activations in again (a bert-mini
-training step: 80,000-200,000 minor faults, 0.2-0.4 s of system time; bench/RESULTS.md, issue
+training step: 60,000-200,000 minor faults, 0.1-0.8 s of system time; bench/RESULTS.md, issue
 16). The feed-forward block (``dense -> GELU -> dense``, 2 x [tokens, intermediate] floats per
 layer, the largest activations beside the attention matrices) here runs as one autograd
 function whose intermediate activations and gradients live in a per-thread pool of buffers:
